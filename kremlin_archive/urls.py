@@ -36,7 +36,7 @@ _EVENT_PATH = re.compile(
       | d/(?P<short>\d{1,9})
     )/?$"""
     % _TRANSCRIPT_SUBLISTS,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,  # ASCII: `\d` would also take Arabic-Indic or fullwidth digits
 )
 
 
@@ -48,9 +48,7 @@ class EventURL(NamedTuple):
 
 def event_url(lang: str, kremlin_id: int) -> str:
     """Canonical URL of an event page."""
-    if lang not in HOSTS:
-        raise ValueError(f"unknown language {lang!r} (expected one of {', '.join(HOSTS)})")
-    return f"http://{HOSTS[lang]}/events/president/news/{int(kremlin_id)}"
+    return f"{site_root(lang)}/events/president/news/{int(kremlin_id)}"
 
 
 def parse_event_url(url: object) -> EventURL:
@@ -105,6 +103,8 @@ def is_event_url(url: str) -> bool:
 
 
 def site_root(lang: str) -> str:
+    if lang not in HOSTS:
+        raise ValueError(f"unknown language {lang!r} (expected one of {', '.join(HOSTS)})")
     return f"http://{HOSTS[lang]}"
 
 
