@@ -118,3 +118,14 @@ PROVENANCE_FIELDS = tuple(
     for f in fields(Transcript)
     if f.name not in CONTENT_FIELDS and f.name not in ("kremlin_id", "lang")
 )
+
+
+@dataclass
+class CrawlError:
+    """Something that could not be fetched, parsed or stored; the store pipeline records it."""
+
+    url: str | None
+    stage: str  # input | fetch | parse | validate | store
+    reason: str
+    status: int | None = None
+    fetch_id: int | None = None

@@ -1,0 +1,767 @@
+"""All SQL of the project: the database shape as data, and the functions that write and read it.
+
+Nobody else writes SQL. The shape (tables, foreign keys, indexes, FTS, views) is declared in
+`TABLES`, `INDEXES`, `FTS` and `VIEWS` and applied by the idempotent `ensure_db_shape(db)`;
+later changes of shape go through `MIGRATIONS` (sqlite-utils `Migrations`).
+
+Writes of one event — its row, utterances, tags, revision — happen in one transaction
+(`save_transcript`), so a crash never leaves half a record. An event whose content is unchanged
+is not written at all: the fetch that saw it is the only trace, as the archive promises
+("unchanged refetches add a fetch row only"). A changed event keeps its previous content in
+`revisions` before it is overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Database
+
+from .items import CONTENT_FIELDS, Tag, Transcript, Utterance
+
+LICENSE = "CC BY 4.0"
+ATTRIBUTION = (
+    "Content: President of Russia website (kremlin.ru / en.kremlin.ru), "
+    "licensed under Creative Commons Attribution 4.0 International (CC BY 4.0)."
+)
+BUSY_TIMEOUT_MS = 30_000
+
+# -- shape ------------------------------------------------------------------------------------
+
+# Columns of `events` that hold content (compared to decide new/changed/unchanged) are derived
+# from items.CONTENT_FIELDS; the others are provenance of the current content.
+TABLES: dict[str, dict[str, Any]] = {
+    "runs": {
+        "columns": {
+            "id": str,
+            "spider": str,
+            "command": str,
+            "arguments": str,  # JSON
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | finished | blocked | failed | interrupted
+            "finish_reason": str,
+            "requests": int,
+            "responses": int,
+            "events_new": int,
+            "events_changed": int,
+            "events_unchanged": int,
+            "errors": int,
+            "counts": str,  # JSON: the run's full stats
+            "host": str,
+            "pid": int,
+        },
+        "pk": "id",
+        "not_null": {"spider", "started_at", "status"},
+    },
+    "fetches": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "spider": str,
+            "kind": str,  # event | listing | feed | robots | other
+            "event_id": str,  # the event this request was for, if any (may not exist: 404s)
+            "requested_url": str,  # the URL as the user / listing gave it
+            "url": str,  # the URL requested on the wire
+            "final_url": str,
+            "method": str,
+            "status": int,  # HTTP status; NULL when no response arrived
+            "error": str,  # transport error when no response arrived
+            "fetched_at": str,  # UTC ISO 8601
+            "content_type": str,
+            "content_length": int,
+            "etag": str,
+            "last_modified": str,
+            "payload_sha256": str,
+            "warc_filename": str,
+            "warc_offset": int,
+            "warc_length": int,
+            "warc_record_id": str,
+            "warc_record_type": str,  # response | revisit
+            "warc_payload_digest": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("run_id", "runs", "id")],
+        "not_null": {"url", "fetched_at"},
+    },
+    "events": {
+        "columns": {
+            "id": str,
+            "lang": str,
+            "kremlin_id": int,
+            "url": str,
+            "title": str,
+            "lead": str,
+            "published_at": str,
+            "year": int,
+            "place": str,
+            "text": str,
+            "paragraphs": str,  # JSON list
+            "sections": str,  # JSON list
+            "updated_at": str,
+            "announce_date": str,
+            "twin_url": str,
+            "twin_id": str,  # set when the twin is in the archive too
+            "utterance_count": int,
+            "speakers": str,  # JSON list of distinct speakers in order of appearance
+            "content_hash": str,
+            "parser_version": str,
+            "origin": str,  # crawl | reparse | import:<file>
+            "source_url": str,
+            "fetch_id": int,  # the fetch the current content came from
+            "fetched_at": str,
+            "first_seen_at": str,
+            "last_changed_at": str,
+            "revision_count": int,
+            "license": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("fetch_id", "fetches", "id"), ("twin_id", "events", "id")],
+        "not_null": {"lang", "kremlin_id", "url", "title", "published_at"},
+    },
+    "utterances": {
+        "columns": {"event_id": str, "seq": int, "speaker": str, "text": str},
+        "pk": ("event_id", "seq"),
+        "foreign_keys": [("event_id", "events", "id")],
+        "not_null": {"event_id", "seq", "text"},
+    },
+    "tags": {
+        "columns": {"id": str, "lang": str, "kind": str, "name": str, "url": str},
+        "pk": "id",
+        "not_null": {"kind", "name"},
+    },
+    "event_tags": {
+        "columns": {"event_id": str, "tag_id": str, "seq": int},
+        "pk": ("event_id", "tag_id"),
+        "foreign_keys": [("event_id", "events", "id"), ("tag_id", "tags", "id")],
+    },
+    "revisions": {
+        "columns": {
+            "id": int,
+            "event_id": str,
+            "revision": int,  # 1 = the first content this archive held
+            "recorded_at": str,  # when it was superseded
+            "content_hash": str,
+            "parser_version": str,
+            "origin": str,
+            "fetch_id": int,  # the fetch the old content came from
+            "superseded_by_fetch_id": int,
+            "changed_fields": str,  # JSON list
+            "title": str,
+            "lead": str,
+            "published_at": str,
+            "place": str,
+            "text": str,
+            "content": str,  # JSON of every content field of the old version
+        },
+        "pk": "id",
+        "foreign_keys": [
+            ("event_id", "events", "id"),
+            ("fetch_id", "fetches", "id"),
+            ("superseded_by_fetch_id", "fetches", "id"),
+        ],
+        "not_null": {"event_id", "revision", "recorded_at", "content"},
+    },
+    "errors": {
+        "columns": {
+            "id": int,
+            "run_id": str,
+            "url": str,
+            "stage": str,  # input | fetch | parse | validate | store | warc
+            "reason": str,
+            "status": int,
+            "fetch_id": int,
+            "at": str,
+        },
+        "pk": "id",
+        "foreign_keys": [("run_id", "runs", "id"), ("fetch_id", "fetches", "id")],
+        "not_null": {"stage", "reason", "at"},
+    },
+}
+
+INDEXES: list[tuple[str, tuple[str, ...]]] = [
+    ("events", ("lang", "published_at")),
+    ("events", ("published_at",)),
+    ("events", ("kremlin_id",)),
+    ("events", ("year",)),
+    ("events", ("place",)),
+    ("events", ("fetch_id",)),
+    ("utterances", ("speaker",)),
+    ("event_tags", ("tag_id",)),
+    ("tags", ("kind", "name")),
+    ("fetches", ("url", "id")),
+    ("fetches", ("event_id", "id")),
+    ("fetches", ("run_id",)),
+    ("fetches", ("payload_sha256",)),
+    ("fetches", ("warc_filename", "warc_offset")),
+    ("revisions", ("event_id", "revision")),
+    ("errors", ("run_id", "stage")),
+    ("errors", ("url",)),
+]
+
+# unicode61 folds case for Cyrillic as well as Latin; remove_diacritics 2 also makes ё match е.
+FTS_TOKENIZE = "unicode61 remove_diacritics 2"
+FTS: dict[str, tuple[str, ...]] = {
+    "events": ("title", "lead", "text"),
+    "utterances": ("speaker", "text"),
+}
+
+VIEWS: dict[str, str] = {
+    "transcripts": """
+        SELECT e.id, e.lang, e.published_at, e.title, e.place, e.utterance_count,
+               e.speakers, e.url
+        FROM events e
+        WHERE e.utterance_count > 1 AND e.speakers != '[]'
+        ORDER BY e.published_at DESC
+    """,
+    "speaker_turns": """
+        SELECT u.event_id, e.lang, e.published_at, e.title, u.seq, u.speaker, u.text
+        FROM utterances u JOIN events e ON e.id = u.event_id
+        WHERE u.speaker IS NOT NULL
+    """,
+    "latest_runs": """
+        SELECT id, spider, status, started_at, finished_at, requests, responses,
+               events_new, events_changed, events_unchanged, errors
+        FROM runs ORDER BY started_at DESC
+    """,
+}
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> Database:
+    """Open the archive database with the pragmas every connection needs."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+        db = Database(conn)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def ensure_db_shape(db: Database) -> Database:
+    """Create whatever part of the shape is missing; running it again changes nothing."""
+    if db.journal_mode != "wal" and not db.memory:
+        db.enable_wal()
+    db.execute("PRAGMA synchronous = NORMAL")
+    with db.atomic():
+        for name, spec in TABLES.items():
+            table = db.table(name)
+            if not table.exists():
+                table.create(
+                    spec["columns"],
+                    pk=spec["pk"],
+                    foreign_keys=spec.get("foreign_keys"),
+                    not_null=spec.get("not_null"),
+                )
+            else:
+                missing = {c: t for c, t in spec["columns"].items() if c not in table.columns_dict}
+                for column, col_type in missing.items():
+                    table.add_column(column, col_type)
+        for name, columns in INDEXES:
+            db.table(name).create_index(columns, if_not_exists=True, find_unique_name=True)
+        for view, sql in VIEWS.items():
+            db.create_view(view, sql, replace=True)
+    for name, columns in FTS.items():
+        if not db.table(f"{name}_fts").exists():
+            db.table(name).enable_fts(columns, create_triggers=True, tokenize=FTS_TOKENIZE)
+    MIGRATIONS.apply(db)
+    return db
+
+
+MIGRATIONS = sqlite_utils.Migrations("kremlin_archive")
+
+
+@MIGRATIONS()
+def m001_initial_shape(db: Database) -> None:
+    """The shape above is the first version; later changes append migrations here."""
+
+
+def open_db(path: str | Path) -> Database:
+    return ensure_db_shape(connect(path))
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_of(t: Transcript) -> dict[str, Any]:
+    """The event's content as plain data, in a stable form (what revisions compare)."""
+    data = asdict(t)
+    return {name: data[name] for name in CONTENT_FIELDS}
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(_json(content).encode("utf-8")).hexdigest()
+
+
+def tag_id(lang: str, tag: Tag) -> str:
+    """Tags are identified by their catalog URL; tags without one (imports) by lang/kind/name."""
+    return tag.url or f"{lang}:{tag.kind}:{tag.name}"
+
+
+def _speakers(utterances: Iterable[Utterance]) -> list[str]:
+    seen: dict[str, None] = {}
+    for u in utterances:
+        if u.speaker:
+            seen.setdefault(u.speaker, None)
+    return list(seen)
+
+
+def _event_row(t: Transcript, content: dict[str, Any], digest: str) -> dict[str, Any]:
+    return {
+        "id": t.event_id,
+        "lang": t.lang,
+        "kremlin_id": t.kremlin_id,
+        "url": t.url,
+        "title": t.title,
+        "lead": t.lead,
+        "published_at": t.published_at,
+        "year": int(t.published_at[:4]),
+        "place": t.place,
+        "text": t.text,
+        "paragraphs": _json(t.paragraphs),
+        "sections": _json(t.sections),
+        "updated_at": t.updated_at,
+        "announce_date": t.announce_date,
+        "twin_url": t.twin_url,
+        "utterance_count": len(t.utterances),
+        "speakers": _json(_speakers(t.utterances)),
+        "content_hash": digest,
+        "parser_version": t.parser_version,
+        "origin": t.origin or "crawl",
+        "source_url": t.source_url,
+        "fetch_id": t.fetch_id,
+        "fetched_at": t.fetched_at,
+        "license": LICENSE,
+    }
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    event_id: str
+    outcome: str  # new | changed | unchanged
+    revision: int | None = None
+    changed_fields: tuple[str, ...] = ()
+
+
+def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> SaveResult:
+    """Upsert one event with its utterances and tags, in one transaction.
+
+    - new: inserted;
+    - unchanged (same content hash, and not an import being superseded by a crawl): nothing
+      is written;
+    - changed: the previous content goes into `revisions` with the list of changed fields,
+      then the event, its utterances and tags are replaced and `last_changed_at` set.
+    """
+    now = now or utc_now()
+    content = content_of(t)
+    digest = content_hash(content)
+    event_id = t.event_id
+    with db.atomic():
+        old = _get_event(db, event_id)
+        if old is not None:
+            old_origin = old["origin"] or ""
+            superseding_import = old_origin.startswith("import") and not (
+                t.origin or "crawl"
+            ).startswith("import")
+            if old["content_hash"] == digest and not superseding_import:
+                return SaveResult(event_id, "unchanged")
+            old_content = json.loads(_old_content_json(db, old))
+            changed = tuple(f for f in CONTENT_FIELDS if old_content.get(f) != content[f])
+            if superseding_import:
+                changed = (*changed, "origin")
+            revision = _record_revision(db, old, old_content, changed, t.fetch_id, now)
+            row = _event_row(t, content, digest)
+            row.update(
+                first_seen_at=old["first_seen_at"],
+                last_changed_at=now,
+                revision_count=revision,
+                twin_id=old["twin_id"],
+            )
+            db.table("events").upsert(row, pk="id")
+            _replace_children(db, t)
+            _link_twin(db, t)
+            return SaveResult(event_id, "changed", revision, changed)
+        row = _event_row(t, content, digest)
+        row.update(first_seen_at=now, last_changed_at=None, revision_count=0)
+        db.table("events").insert(row, pk="id")
+        _replace_children(db, t)
+        _link_twin(db, t)
+        return SaveResult(event_id, "new")
+
+
+def _get_event(db: Database, event_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+    return rows[0] if rows else None
+
+
+def _old_content_json(db: Database, old: dict[str, Any]) -> str:
+    """Rebuild the stored content of an event row in `content_of` form."""
+    utterances = [
+        {"seq": r["seq"], "speaker": r["speaker"], "text": r["text"]}
+        for r in db.query(
+            "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
+            [old["id"]],
+        )
+    ]
+    tags = [
+        {"kind": r["kind"], "name": r["name"], "url": r["url"]}
+        for r in db.query(
+            "SELECT t.kind, t.name, t.url FROM event_tags et JOIN tags t ON t.id = et.tag_id "
+            "WHERE et.event_id = ? ORDER BY et.seq",
+            [old["id"]],
+        )
+    ]
+    content = {
+        "url": old["url"],
+        "title": old["title"],
+        "lead": old["lead"],
+        "published_at": old["published_at"],
+        "place": old["place"],
+        "paragraphs": json.loads(old["paragraphs"] or "[]"),
+        "utterances": utterances,
+        "tags": tags,
+        "sections": json.loads(old["sections"] or "[]"),
+        "updated_at": old["updated_at"],
+        "twin_url": old["twin_url"],
+        "announce_date": old["announce_date"],
+    }
+    return _json({name: content[name] for name in CONTENT_FIELDS})
+
+
+def _record_revision(
+    db: Database,
+    old: dict[str, Any],
+    old_content: dict[str, Any],
+    changed: tuple[str, ...],
+    new_fetch_id: int | None,
+    now: str,
+) -> int:
+    revision = (old["revision_count"] or 0) + 1
+    db.table("revisions").insert(
+        {
+            "event_id": old["id"],
+            "revision": revision,
+            "recorded_at": now,
+            "content_hash": old["content_hash"],
+            "parser_version": old["parser_version"],
+            "origin": old["origin"],
+            "fetch_id": old["fetch_id"],
+            "superseded_by_fetch_id": new_fetch_id,
+            "changed_fields": _json(list(changed)),
+            "title": old["title"],
+            "lead": old["lead"],
+            "published_at": old["published_at"],
+            "place": old["place"],
+            "text": old["text"],
+            "content": _json(old_content),
+        },
+        pk="id",
+    )
+    return revision
+
+
+def _replace_children(db: Database, t: Transcript) -> None:
+    event_id = t.event_id
+    db.execute("DELETE FROM utterances WHERE event_id = ?", [event_id])
+    db.execute("DELETE FROM event_tags WHERE event_id = ?", [event_id])
+    if t.utterances:
+        db.table("utterances").insert_all(
+            (
+                {"event_id": event_id, "seq": u.seq, "speaker": u.speaker, "text": u.text}
+                for u in t.utterances
+            ),
+            pk=("event_id", "seq"),
+        )
+    links = []
+    for seq, tag in enumerate(t.tags):
+        tid = tag_id(t.lang, tag)
+        db.table("tags").upsert(
+            {"id": tid, "lang": t.lang, "kind": tag.kind, "name": tag.name, "url": tag.url},
+            pk="id",
+        )
+        links.append({"event_id": event_id, "tag_id": tid, "seq": seq})
+    if links:
+        db.table("event_tags").upsert_all(links, pk=("event_id", "tag_id"))
+
+
+def _link_twin(db: Database, t: Transcript) -> None:
+    """Point ru-N and en-N at each other once both are in the archive."""
+    other = "en" if t.lang == "ru" else "ru"
+    twin = f"{other}-{t.kremlin_id}"
+    if _get_event(db, twin) is None:
+        return
+    db.execute(
+        "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?", [twin, t.event_id, twin]
+    )
+    db.execute(
+        "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?",
+        [t.event_id, twin, t.event_id],
+    )
+
+
+def load_transcript(db: Database, event_id: str) -> Transcript | None:
+    """The stored event as a Transcript (content and the provenance columns the row keeps)."""
+    row = _get_event(db, event_id)
+    if row is None:
+        return None
+    content = json.loads(_old_content_json(db, row))
+    return Transcript.from_dict(
+        {
+            **content,
+            "kremlin_id": row["kremlin_id"],
+            "lang": row["lang"],
+            "source_url": row["source_url"],
+            "fetched_at": row["fetched_at"],
+            "parser_version": row["parser_version"],
+            "fetch_id": row["fetch_id"],
+            "origin": row["origin"],
+        }
+    )
+
+
+def iter_event_ids(
+    db: Database,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    ids: Iterable[str] | None = None,
+) -> Iterator[str]:
+    """Event ids matching the filters, oldest first (streams; nothing is held in memory)."""
+    where, params = ["1 = 1"], []
+    if lang and lang != "both":
+        where.append("lang = ?")
+        params.append(lang)
+    if since:
+        where.append("substr(published_at, 1, 10) >= ?")
+        params.append(since)
+    if until:
+        where.append("substr(published_at, 1, 10) <= ?")
+        params.append(until)
+    if ids is not None:
+        ids = list(ids)
+        where.append(f"id IN ({', '.join('?' for _ in ids)})")
+        params.extend(ids)
+    sql = f"SELECT id FROM events WHERE {' AND '.join(where)} ORDER BY published_at, id"
+    for row in db.execute(sql, params):
+        yield row[0]
+
+
+def known_event_titles(db: Database, lang: str) -> dict[int, str]:
+    """kremlin_id -> title of the events of `lang` in the archive."""
+    return dict(
+        db.execute("SELECT kremlin_id, title FROM events WHERE lang = ?", [lang]).fetchall()
+    )
+
+
+def events_published_since(db: Database, lang: str, since: str) -> list[tuple[int, str]]:
+    """(kremlin_id, url) of events published on or after `since` (YYYY-MM-DD)."""
+    return [
+        (r[0], r[1])
+        for r in db.execute(
+            "SELECT kremlin_id, url FROM events WHERE lang = ? AND substr(published_at,1,10) >= ? "
+            "ORDER BY published_at DESC",
+            [lang, since],
+        )
+    ]
+
+
+# -- fetches, runs, errors --------------------------------------------------------------------
+
+
+def record_fetch(db: Database, fetch: dict[str, Any]) -> int:
+    """Insert one HTTP exchange (or transport failure); returns its id."""
+    row = {k: v for k, v in fetch.items() if k in TABLES["fetches"]["columns"] and k != "id"}
+    with db.atomic():
+        return db.table("fetches").insert(row).last_pk
+
+
+def last_fetch_validators(db: Database, url: str) -> dict[str, Any] | None:
+    """ETag / Last-Modified / payload digest and WARC location of the last 200 fetch of `url`."""
+    rows = list(
+        db.query(
+            "SELECT id, etag, last_modified, payload_sha256, fetched_at, warc_filename, "
+            "warc_offset, warc_length, warc_record_id, warc_payload_digest, url "
+            "FROM fetches WHERE url = ? AND status = 200 ORDER BY id DESC LIMIT 1",
+            [url],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def last_capture_of_payload(db: Database, url: str, payload_sha256: str) -> dict[str, Any] | None:
+    """The last `response` record of `url` holding this payload: what a revisit refers to."""
+    rows = list(
+        db.query(
+            "SELECT id, url, fetched_at, warc_filename, warc_offset, warc_length, "
+            "warc_record_id, warc_payload_digest, payload_sha256 FROM fetches "
+            "WHERE url = ? AND payload_sha256 = ? AND warc_record_type = 'response' "
+            "ORDER BY id DESC LIMIT 1",
+            [url, payload_sha256],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def fetch_by_warc(db: Database, filename: str, offset: int) -> dict[str, Any] | None:
+    rows = list(
+        db.query(
+            "SELECT * FROM fetches WHERE warc_filename = ? AND warc_offset = ?",
+            [filename, offset],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(db: Database, *, run_id: str, spider: str, command: str, arguments: dict) -> str:
+    db.table("runs").insert(
+        {
+            "id": run_id,
+            "spider": spider,
+            "command": command,
+            "arguments": _json(arguments),
+            "started_at": utc_now(),
+            "status": "running",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        },
+        pk="id",
+    )
+    return run_id
+
+
+def finish_run(
+    db: Database, run_id: str, *, status: str, finish_reason: str, counts: dict[str, Any]
+) -> None:
+    db.table("runs").update(
+        run_id,
+        {
+            "finished_at": utc_now(),
+            "status": status,
+            "finish_reason": finish_reason,
+            "requests": counts.get("requests", 0),
+            "responses": counts.get("responses", 0),
+            "events_new": counts.get("events_new", 0),
+            "events_changed": counts.get("events_changed", 0),
+            "events_unchanged": counts.get("events_unchanged", 0),
+            "errors": counts.get("errors", 0),
+            "counts": _json(counts),
+        },
+    )
+
+
+def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    return rows[0] if rows else None
+
+
+def mark_stale_runs(db: Database) -> int:
+    """Runs still 'running' whose process is gone (killed) become 'interrupted'."""
+    stale = 0
+    for row in list(db.query("SELECT id, host, pid FROM runs WHERE status = 'running'")):
+        if row["host"] == socket.gethostname() and row["pid"] and _pid_alive(row["pid"]):
+            continue
+        db.table("runs").update(row["id"], {"status": "interrupted", "finish_reason": "killed"})
+        stale += 1
+    return stale
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def record_error(
+    db: Database,
+    *,
+    run_id: str | None,
+    url: str | None,
+    stage: str,
+    reason: str,
+    status: int | None = None,
+    fetch_id: int | None = None,
+) -> int:
+    with db.atomic():
+        return (
+            db.table("errors")
+            .insert(
+                {
+                    "run_id": run_id,
+                    "url": url,
+                    "stage": stage,
+                    "reason": reason,
+                    "status": status,
+                    "fetch_id": fetch_id,
+                    "at": utc_now(),
+                }
+            )
+            .last_pk
+        )
+
+
+def count_rows(db: Database, table: str, where: str = "1 = 1", params: Iterable = ()) -> int:
+    if table not in TABLES and table not in VIEWS:
+        raise ValueError(f"unknown table {table!r}")
+    return db.execute(f"SELECT count(*) FROM [{table}] WHERE {where}", list(params)).fetchone()[0]
+
+
+def content_snapshot(db: Database) -> dict[str, list[tuple]]:
+    """Every content row (events' content columns, utterances, tags, links), for comparisons."""
+    content_columns = [
+        "id", "lang", "kremlin_id", "url", "title", "lead", "published_at", "place", "text",
+        "paragraphs", "sections", "updated_at", "announce_date", "twin_url", "twin_id",
+        "utterance_count", "speakers", "content_hash",
+    ]  # fmt: skip
+    return {
+        "events": [
+            tuple(r)
+            for r in db.execute(f"SELECT {', '.join(content_columns)} FROM events ORDER BY id")
+        ],
+        "utterances": [
+            tuple(r)
+            for r in db.execute("SELECT event_id, seq, speaker, text FROM utterances ORDER BY 1, 2")
+        ],
+        "tags": [
+            tuple(r) for r in db.execute("SELECT id, lang, kind, name, url FROM tags ORDER BY id")
+        ],
+        "event_tags": [
+            tuple(r)
+            for r in db.execute("SELECT event_id, tag_id, seq FROM event_tags ORDER BY 1, 2")
+        ],
+    }

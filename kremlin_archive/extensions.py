@@ -1,0 +1,180 @@
+"""The run: one `runs` row, the database connection and the WARC archive that every other
+component of a crawl shares (reached with `crawler.get_extension(ArchiveRun)`), and the lock
+that keeps one run at a time on a database.
+
+Opened on `spider_opened`, closed on `spider_closed`, where the run row gets its status
+(finished | blocked | interrupted | failed) and its counts from the crawl stats.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from . import db as dbmod
+
+logger = logging.getLogger(__name__)
+
+
+class ArchiveLocked(RuntimeError):
+    """Another run holds this database."""
+
+
+class RunLock:
+    """An exclusive, non-blocking `flock` on `<db>.lock`; released when the process dies, so a
+    SIGKILLed run never leaves a stale lock behind."""
+
+    def __init__(self, db_path: str | Path):
+        self.path = Path(f"{db_path}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.path.read_text(errors="replace").strip() or "another process"
+            raise ArchiveLocked(
+                f"another run is using this database ({holder}); lock file {self.path}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+STATUS_BY_REASON = {"finished": "finished", "blocked": "blocked", "shutdown": "interrupted"}
+
+
+class ArchiveRun:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        if not settings.get("KREMLIN_DB"):
+            raise NotConfigured("KREMLIN_DB is not set")
+        self.crawler = crawler
+        self.db_path = settings.get("KREMLIN_DB")
+        self.warc_dir = settings.get("KREMLIN_WARC_DIR")
+        self.warc_enabled = settings.getbool("KREMLIN_WARC_ENABLED") and bool(self.warc_dir)
+        self.run_id = settings.get("KREMLIN_RUN_ID") or dbmod.new_run_id()
+        self.command = settings.get("KREMLIN_COMMAND") or "scrapy crawl"
+        self.lock: RunLock | None = None
+        if settings.getbool("KREMLIN_LOCK") and not settings.getbool("KREMLIN_LOCK_HELD"):
+            # Taken here, before anything is opened, so a second run fails before it fetches.
+            self.lock = RunLock(self.db_path).acquire()
+        self.db = None
+        self.warc = None
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def spider_opened(self, spider) -> None:
+        self.db = dbmod.open_db(self.db_path)
+        dbmod.mark_stale_runs(self.db)
+        arguments = {
+            k: v
+            for k, v in vars(spider).items()
+            if not k.startswith("_") and isinstance(v, str | int | float | bool | list | None)
+        }
+        arguments.pop("name", None)
+        dbmod.start_run(
+            self.db,
+            run_id=self.run_id,
+            spider=spider.name,
+            command=self.command,
+            arguments=arguments,
+        )
+        if self.warc_enabled:
+            from .archive import WarcArchive
+
+            self.warc = WarcArchive(
+                self.warc_dir,
+                run_id=self.run_id,
+                max_file_size=self.crawler.settings.getint("KREMLIN_WARC_MAX_SIZE"),
+            )
+            self.warc.open()
+        self.crawler.stats.set_value("kremlin/run_id", self.run_id)
+        logger.info("run %s: database %s, WARC %s", self.run_id, self.db_path, self.warc_dir)
+
+    def spider_closed(self, spider, reason) -> None:
+        try:
+            if self.warc is not None:
+                self.warc.close()
+            if self.db is not None:
+                counts = self.counts()
+                status = STATUS_BY_REASON.get(
+                    reason, "failed" if reason != "finished" else "finished"
+                )
+                dbmod.finish_run(
+                    self.db, self.run_id, status=status, finish_reason=reason, counts=counts
+                )
+                logger.info("run %s %s: %s", self.run_id, status, json.dumps(counts))
+                self.db.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    # -- shared services ------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        stats = self.crawler.stats.get_stats()
+        counts: dict[str, Any] = {
+            "requests": stats.get("downloader/request_count", 0),
+            "responses": stats.get("downloader/response_count", 0),
+            "events_listed": stats.get("kremlin/events/listed", 0),
+            "events_requested": stats.get("kremlin/events/requested", 0),
+            "events_new": stats.get("kremlin/events/new", 0),
+            "events_changed": stats.get("kremlin/events/changed", 0),
+            "events_unchanged": stats.get("kremlin/events/unchanged", 0),
+            "events_not_modified": stats.get("kremlin/events/not_modified", 0),
+            "events_failed": stats.get("kremlin/events/failed", 0),
+            "errors": stats.get("kremlin/errors", 0),
+            "fetches": stats.get("kremlin/fetches", 0),
+        }
+        for key, value in stats.items():
+            if key.startswith(
+                ("kremlin/errors/", "kremlin/field/", "downloader/response_status_count/")
+            ):
+                counts[key.removeprefix("kremlin/").removeprefix("downloader/")] = value
+        return counts
+
+    def record_error(self, *, url, stage, reason, status=None, fetch_id=None) -> None:
+        stats = self.crawler.stats
+        stats.inc_value("kremlin/errors")
+        stats.inc_value(f"kremlin/errors/{stage}")
+        logger.warning("%s error for %s: %s", stage, url, reason)
+        if self.db is not None:
+            dbmod.record_error(
+                self.db,
+                run_id=self.run_id,
+                url=url,
+                stage=stage,
+                reason=reason,
+                status=status,
+                fetch_id=fetch_id,
+            )

@@ -1,0 +1,120 @@
+"""Small single-purpose item pipelines, in spaced order (settings.ITEM_PIPELINES):
+
+200 ValidatePipeline  — required fields present and well-formed; problems counted in stats as
+                        `kremlin/field/<name>/missing|invalid`; an invalid record is dropped and
+                        recorded in `errors` (stage 'validate'), never stored half-right.
+300 NormalisePipeline — provenance every record must carry (parser version, spider, run id).
+800 StorePipeline     — upsert through db.py (one transaction per event) and `errors` rows for
+                        CrawlError items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from scrapy.exceptions import DropItem
+
+from . import db as dbmod
+from .extensions import ArchiveRun
+from .items import LANGS, REQUIRED_FIELDS, CrawlError, Transcript
+from .parsing import PARSER_VERSION
+
+# Optional fields whose absence is counted (not an error): a place is absent on calls and
+# statements, a lead on about half the pages.
+COUNTED_OPTIONAL_FIELDS = ("lead", "place", "paragraphs", "tags", "utterances")
+
+
+def validation_problems(t: Transcript) -> list[str]:
+    """What is wrong with a record, as `<field>/<problem>` strings (empty when valid)."""
+    problems = [f"{name}/missing" for name in REQUIRED_FIELDS if not getattr(t, name)]
+    if t.lang and t.lang not in LANGS:
+        problems.append("lang/invalid")
+    if t.published_at:
+        try:
+            parsed = dt.datetime.fromisoformat(t.published_at)
+        except ValueError:
+            problems.append("published_at/invalid")
+        else:
+            if parsed.tzinfo is None:
+                problems.append("published_at/invalid")
+    if t.kremlin_id is not None and (not isinstance(t.kremlin_id, int) or t.kremlin_id <= 0):
+        problems.append("kremlin_id/invalid")
+    seqs = [u.seq for u in t.utterances]
+    if seqs != sorted(set(seqs)):
+        problems.append("utterances/invalid")
+    if any(not u.text for u in t.utterances):
+        problems.append("utterances/invalid")
+    return problems
+
+
+class _ArchivePipeline:
+    def __init__(self, crawler):
+        self.crawler = crawler
+        self.stats = crawler.stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    @property
+    def run(self) -> ArchiveRun:
+        run = self.crawler.get_extension(ArchiveRun)
+        if run is None:
+            raise RuntimeError("the ArchiveRun extension is not enabled")
+        return run
+
+
+class ValidatePipeline(_ArchivePipeline):
+    def process_item(self, item):
+        if not isinstance(item, Transcript):
+            return item
+        for name in COUNTED_OPTIONAL_FIELDS:
+            if not getattr(item, name):
+                self.stats.inc_value(f"kremlin/field/{name}/missing")
+        problems = validation_problems(item)
+        if not problems:
+            return item
+        for problem in problems:
+            self.stats.inc_value(f"kremlin/field/{problem}")
+        self.stats.inc_value("kremlin/events/failed")
+        reason = "invalid record: " + ", ".join(problems)
+        self.run.record_error(
+            url=item.url or item.source_url, stage="validate", reason=reason, fetch_id=item.fetch_id
+        )
+        raise DropItem(reason)
+
+
+class NormalisePipeline(_ArchivePipeline):
+    def process_item(self, item):
+        if not isinstance(item, Transcript):
+            return item
+        item.parser_version = item.parser_version or PARSER_VERSION
+        item.spider = item.spider or (self.crawler.spider.name if self.crawler.spider else None)
+        item.run_id = item.run_id or self.run.run_id
+        item.origin = item.origin or "crawl"
+        return item
+
+
+class StorePipeline(_ArchivePipeline):
+    def process_item(self, item):
+        run = self.run
+        if isinstance(item, CrawlError):
+            self.stats.inc_value("kremlin/events/failed")
+            run.record_error(
+                url=item.url,
+                stage=item.stage,
+                reason=item.reason,
+                status=item.status,
+                fetch_id=item.fetch_id,
+            )
+            return item
+        if not isinstance(item, Transcript):
+            return item
+        try:
+            result = dbmod.save_transcript(run.db, item)
+        except Exception as exc:  # the transaction rolled back: nothing half-written
+            self.stats.inc_value("kremlin/events/failed")
+            run.record_error(url=item.url, stage="store", reason=repr(exc), fetch_id=item.fetch_id)
+            raise DropItem(f"could not store {item.event_id}: {exc!r}") from exc
+        self.stats.inc_value(f"kremlin/events/{result.outcome}")
+        return item

@@ -1,0 +1,85 @@
+"""Polite defaults for the live site; KREMLIN_* settings of the project's own components.
+
+Deploy-time values come from the environment (KREMLIN_DB, KREMLIN_WARC_DIR, KREMLIN_USER_AGENT,
+KREMLIN_DOWNLOAD_DELAY); per-run choices are spider arguments or `-s NAME=VALUE`.
+
+kremlin.ru answers 403 after bursts and blocks some foreign networks (SITE.md §8): one request
+at a time per host, at least 2 s apart, AutoThrottle on top, retries with backoff that honour
+Retry-After, and a brake that stops the run cleanly after a run of refusals.
+"""
+
+import os
+
+BOT_NAME = "kremlin_archive"
+SPIDER_MODULES = ["kremlin_archive.spiders"]
+NEWSPIDER_MODULE = "kremlin_archive.spiders"
+
+# The site refuses requests without a User-Agent (SITE.md §8); say who we are and how to reach us.
+USER_AGENT = os.environ.get(
+    "KREMLIN_USER_AGENT",
+    "Mozilla/5.0 (compatible; kremlin-archive/0.1; +https://pypi.org/project/kremlin-archive/)",
+)
+ROBOTSTXT_OBEY = True
+
+DOWNLOAD_DELAY = float(os.environ.get("KREMLIN_DOWNLOAD_DELAY", "2.0"))
+RANDOMIZE_DOWNLOAD_DELAY = True
+CONCURRENT_REQUESTS = 4
+CONCURRENT_REQUESTS_PER_DOMAIN = 1
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 2.0
+AUTOTHROTTLE_MAX_DELAY = 120.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+DOWNLOAD_TIMEOUT = 60
+DOWNLOAD_MAXSIZE = 20 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 5 * 1024 * 1024
+COMPRESSION_ENABLED = True
+HTTPPROXY_ENABLED = True  # honours http_proxy: the replay server and a Russian egress proxy
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+
+# Retries: 5xx, 429 and 403 are retried with exponential backoff, Retry-After honoured.
+RETRY_ENABLED = True
+RETRY_TIMES = 3
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429, 403]
+# Let error statuses reach the spider's errback with the response (recorded, never dropped).
+HTTPERROR_ALLOWED_CODES: list[int] = []
+
+DOWNLOADER_MIDDLEWARES = {
+    # Retry with backoff and Retry-After instead of Scrapy's immediate retry.
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "kremlin_archive.middlewares.BackoffRetryMiddleware": 550,
+    # Consecutive refusals stop the run ('blocked'); sits just above the retry middleware so
+    # that it sees every attempt.
+    "kremlin_archive.middlewares.RefusalBrakeMiddleware": 560,
+    # Conditional requests (If-None-Match / If-Modified-Since) from the previous fetch.
+    "kremlin_archive.middlewares.ConditionalRequestMiddleware": 570,
+    # Every exchange, as received (before redirects and retries consume it), to WARC + fetches.
+    "kremlin_archive.middlewares.FetchRecorderMiddleware": 610,
+}
+
+EXTENSIONS = {
+    "kremlin_archive.extensions.ArchiveRun": 100,
+}
+
+ITEM_PIPELINES = {
+    "kremlin_archive.pipelines.ValidatePipeline": 200,
+    "kremlin_archive.pipelines.NormalisePipeline": 300,
+    "kremlin_archive.pipelines.StorePipeline": 800,
+}
+
+# -- the project's own settings --------------------------------------------------------------
+KREMLIN_DB = os.environ.get("KREMLIN_DB", "data/kremlin.db")
+KREMLIN_WARC_DIR = os.environ.get("KREMLIN_WARC_DIR", "data/warc")
+KREMLIN_WARC_ENABLED = True
+KREMLIN_WARC_MAX_SIZE = 1_000_000_000
+KREMLIN_BRAKE_REFUSALS = 10  # consecutive 403/429 answers before the run stops as 'blocked'
+KREMLIN_BRAKE_PAUSE = 60.0  # seconds to back off once before giving up
+KREMLIN_RETRY_BACKOFF_BASE = 5.0  # seconds; doubled per attempt unless Retry-After says more
+KREMLIN_RETRY_BACKOFF_MAX = 300.0
+KREMLIN_CONDITIONAL_REQUESTS = True
+KREMLIN_LOCK = True  # one run at a time per database
+
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = os.environ.get("KREMLIN_LOG_LEVEL", "INFO")
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -1,0 +1,133 @@
+"""What every spider of the project shares: requesting an event page, turning its response
+into a Transcript through parsing.py, and turning failures into CrawlError items.
+
+Spiders only discover and request. Field extraction lives in parsing.py; recording lives in
+the middlewares (fetches, WARC) and pipelines (events, errors).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import scrapy
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
+
+from .. import parsing, urls
+from ..extensions import ArchiveRun
+from ..items import CrawlError
+
+ALLOWED_DOMAINS = ["kremlin.ru", "en.kremlin.ru"]
+
+
+def parse_day(value: str | None, name: str) -> dt.date | None:
+    """A YYYY-MM-DD spider argument, or a clear error naming it."""
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"-a {name}={value!r}: expected a date as YYYY-MM-DD") from None
+
+
+def parse_langs(value: str | None) -> list[str]:
+    value = (value or "both").strip().lower()
+    if value == "both":
+        return ["ru", "en"]
+    if value in urls.HOSTS:
+        return [value]
+    raise ValueError(f"-a lang={value!r}: expected ru, en or both")
+
+
+def parse_flag(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class EventSpider(scrapy.Spider):
+    allowed_domains = ALLOWED_DOMAINS
+
+    @property
+    def archive(self) -> ArchiveRun | None:
+        return self.crawler.get_extension(ArchiveRun)
+
+    def event_request(
+        self, ref: urls.EventURL, *, source_url: str | None = None, conditional: bool = False
+    ) -> scrapy.Request:
+        self.crawler.stats.inc_value("kremlin/events/requested")
+        return scrapy.Request(
+            ref.url,
+            callback=self.parse_event,
+            errback=self.event_failed,
+            dont_filter=conditional,
+            meta={
+                "kremlin_kind": "event",
+                "kremlin_event_id": f"{ref.lang}-{ref.kremlin_id}",
+                "kremlin_source_url": source_url or ref.url,
+                "kremlin_conditional": conditional,
+                "kremlin_ref": tuple(ref),
+                # A 304 answers a conditional request: nothing changed, nothing to parse.
+                "handle_httpstatus_list": [304],
+            },
+        )
+
+    def parse_event(self, response):
+        fetch = response.meta.get("kremlin_fetch", {})
+        if response.status == 304:
+            self.crawler.stats.inc_value("kremlin/events/not_modified")
+            return
+        ref = urls.EventURL(*response.meta["kremlin_ref"])
+        # A redirect to another event page is followed; anything else keeps the requested id.
+        url = response.url if urls.is_event_url(response.url) else ref.url
+        try:
+            transcript = parsing.parse_event(response.body, url)
+        except parsing.ParseError as exc:
+            yield CrawlError(
+                url=response.url,
+                stage="parse",
+                reason=f"{exc.reason}: {exc}",
+                status=response.status,
+                fetch_id=fetch.get("id"),
+            )
+            return
+        transcript.source_url = response.meta.get("kremlin_source_url", ref.url)
+        transcript.final_url = response.url
+        transcript.fetched_at = fetch.get("fetched_at")
+        transcript.status = response.status
+        transcript.etag = fetch.get("etag")
+        transcript.last_modified = fetch.get("last_modified")
+        transcript.payload_sha256 = fetch.get("payload_sha256")
+        transcript.fetch_id = fetch.get("id")
+        transcript.warc_filename = fetch.get("warc_filename")
+        transcript.warc_offset = fetch.get("warc_offset")
+        transcript.warc_length = fetch.get("warc_length")
+        transcript.warc_record_id = fetch.get("warc_record_id")
+        transcript.spider = self.name
+        transcript.parser_version = parsing.PARSER_VERSION
+        transcript.origin = "crawl"
+        yield transcript
+
+    def event_failed(self, failure):
+        request = failure.request
+        yield failure_error(failure, request.meta.get("kremlin_source_url", request.url))
+
+
+def failure_error(failure, url: str) -> CrawlError:
+    """A CrawlError describing why a request produced no usable response."""
+    request = failure.request
+    fetch_id = request.meta.get("kremlin_fetch", {}).get("id")
+    if failure.check(HttpError):
+        status = failure.value.response.status
+        fetch_id = failure.value.response.meta.get("kremlin_fetch", {}).get("id", fetch_id)
+        reason = {
+            404: "not found (HTTP 404)",
+            403: "refused by the site (HTTP 403)",
+            429: "rate-limited by the site (HTTP 429)",
+        }.get(status, f"HTTP {status}")
+        return CrawlError(url=url, stage="fetch", reason=reason, status=status, fetch_id=fetch_id)
+    if failure.check(TimeoutError, TCPTimedOutError):
+        reason = f"timeout: {failure.getErrorMessage()}"
+    elif failure.check(DNSLookupError):
+        reason = f"DNS lookup failed: {failure.getErrorMessage()}"
+    else:
+        reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+    return CrawlError(url=url, stage="fetch", reason=reason[:500], fetch_id=fetch_id)
