@@ -1,0 +1,207 @@
+"""db.py: shape applied idempotently, upserts, revisions, FTS kept in sync, runs and errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from sqlite_utils import Database
+
+from kremlin_archive import db as dbmod
+from kremlin_archive.items import Tag, Transcript, Utterance
+
+
+def make_transcript(**changes) -> Transcript:
+    data = dict(
+        kremlin_id=66419,
+        lang="ru",
+        url="http://kremlin.ru/events/president/news/66419",
+        title="Встреча с Президентом Казахстана Касым-Жомартом Токаевым",
+        published_at="2021-08-21T13:10:00+03:00",
+        lead="Владимир Путин принял в Кремле Президента Республики Казахстан.",
+        place="Москва, Кремль",
+        paragraphs=["В.Путин: Добрый день!", "Очень рад Вас видеть.", "К.-Ж.Токаев: Благодарю."],
+        utterances=[
+            Utterance(1, "В.Путин", "Добрый день!\nОчень рад Вас видеть."),
+            Utterance(2, "К.-Ж.Токаев", "Благодарю."),
+        ],
+        tags=[
+            Tag("geography", "Казахстан", "http://kremlin.ru/catalog/countries/KZ/events"),
+            Tag("section", "Новости", "http://kremlin.ru/events/president/news"),
+        ],
+        sections=["Новости"],
+        parser_version="test",
+    )
+    data.update(changes)
+    return Transcript(**data)
+
+
+@pytest.fixture
+def db() -> Database:
+    return dbmod.ensure_db_shape(Database(memory=True))
+
+
+def test_shape_is_idempotent(db):
+    before = {t: db.table(t).schema for t in db.table_names()}
+    dbmod.ensure_db_shape(db)
+    after = {t: db.table(t).schema for t in db.table_names()}
+    assert before == after
+    assert set(dbmod.TABLES) <= set(db.table_names())
+    assert {"events_fts", "utterances_fts"} <= set(db.table_names())
+    assert set(dbmod.VIEWS) <= set(db.view_names())
+
+
+def test_shape_declares_foreign_keys(db):
+    fks = {(fk.column, fk.other_table) for fk in db.table("utterances").foreign_keys}
+    assert ("event_id", "events") in fks
+    fks = {(fk.column, fk.other_table) for fk in db.table("event_tags").foreign_keys}
+    assert fks == {("event_id", "events"), ("tag_id", "tags")}
+
+
+def test_file_database_uses_wal(tmp_path):
+    path = tmp_path / "a.db"
+    database = dbmod.open_db(path)
+    assert database.journal_mode == "wal"
+    assert database.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_new_event_row(db):
+    result = dbmod.save_transcript(db, make_transcript(), now="2026-01-01T00:00:00Z")
+    assert result.outcome == "new"
+    row = db.table("events").get("ru-66419")
+    assert row["kremlin_id"] == 66419
+    assert row["year"] == 2021
+    assert row["text"] == "В.Путин: Добрый день!\nОчень рад Вас видеть.\nК.-Ж.Токаев: Благодарю."
+    assert json.loads(row["speakers"]) == ["В.Путин", "К.-Ж.Токаев"]
+    assert row["utterance_count"] == 2
+    assert row["first_seen_at"] == "2026-01-01T00:00:00Z"
+    assert row["license"] == "CC BY 4.0"
+    assert list(db.query("SELECT seq, speaker FROM utterances ORDER BY seq")) == [
+        {"seq": 1, "speaker": "В.Путин"},
+        {"seq": 2, "speaker": "К.-Ж.Токаев"},
+    ]
+    assert db.table("tags").count == 2
+
+
+def test_unchanged_save_writes_nothing(db):
+    dbmod.save_transcript(db, make_transcript())
+    snapshot = dbmod.content_snapshot(db)
+    total_changes = db.conn.total_changes
+    result = dbmod.save_transcript(db, make_transcript(fetch_id=None, source_url="other"))
+    assert result.outcome == "unchanged"
+    assert db.conn.total_changes == total_changes
+    assert dbmod.content_snapshot(db) == snapshot
+
+
+def test_changed_save_keeps_revision(db):
+    dbmod.save_transcript(db, make_transcript())
+    edited = make_transcript(
+        title="Новый заголовок",
+        utterances=[Utterance(1, "В.Путин", "Добрый день!")],
+        paragraphs=["В.Путин: Добрый день!"],
+    )
+    result = dbmod.save_transcript(db, edited, now="2026-02-02T00:00:00Z")
+    assert result.outcome == "changed"
+    assert result.revision == 1
+    assert set(result.changed_fields) == {"title", "utterances", "paragraphs"}
+    revision = db.table("revisions").get(1)
+    assert revision["event_id"] == "ru-66419"
+    assert revision["title"] == "Встреча с Президентом Казахстана Касым-Жомартом Токаевым"
+    assert json.loads(revision["changed_fields"]) == ["title", "paragraphs", "utterances"]
+    old = json.loads(revision["content"])
+    assert [u["speaker"] for u in old["utterances"]] == ["В.Путин", "К.-Ж.Токаев"]
+    row = db.table("events").get("ru-66419")
+    assert row["title"] == "Новый заголовок"
+    assert row["last_changed_at"] == "2026-02-02T00:00:00Z"
+    assert row["revision_count"] == 1
+    assert db.table("utterances").count == 1
+
+
+def test_load_transcript_round_trips_content(db):
+    original = make_transcript()
+    dbmod.save_transcript(db, original)
+    loaded = dbmod.load_transcript(db, "ru-66419")
+    assert dbmod.content_of(loaded) == dbmod.content_of(original)
+
+
+def test_import_is_superseded_by_crawl_and_kept(db):
+    dbmod.save_transcript(db, make_transcript(origin="import:66419.txt"))
+    result = dbmod.save_transcript(db, make_transcript(origin="crawl"))
+    assert result.outcome == "changed"
+    assert "origin" in result.changed_fields
+    assert db.table("revisions").get(1)["origin"] == "import:66419.txt"
+    assert db.table("events").get("ru-66419")["origin"] == "crawl"
+
+
+def test_twins_are_linked_when_both_exist(db):
+    dbmod.save_transcript(db, make_transcript())
+    assert db.table("events").get("ru-66419")["twin_id"] is None
+    dbmod.save_transcript(
+        db,
+        make_transcript(lang="en", url="http://en.kremlin.ru/events/president/news/66419", tags=[]),
+    )
+    assert db.table("events").get("ru-66419")["twin_id"] == "en-66419"
+    assert db.table("events").get("en-66419")["twin_id"] == "ru-66419"
+
+
+def test_fts_follows_updates(db):
+    dbmod.save_transcript(db, make_transcript())
+
+    def search(table, term):
+        sql = f"SELECT count(*) FROM {table}_fts WHERE {table}_fts MATCH ?"
+        return db.execute(sql, [term]).fetchone()[0]
+
+    assert search("utterances", "благодарю") == 1
+    assert search("utterances", "БЛАГОДАРЮ") == 1  # Cyrillic case folding
+    assert search("events", "казахстана") == 1
+    dbmod.save_transcript(
+        db,
+        make_transcript(
+            utterances=[Utterance(1, "В.Путин", "Спасибо.")], paragraphs=["В.Путин: Спасибо."]
+        ),
+    )
+    assert search("utterances", "благодарю") == 0
+    assert search("utterances", "спасибо") == 1
+
+
+def test_failed_save_leaves_nothing_half_written(db):
+    dbmod.save_transcript(db, make_transcript())
+    broken = make_transcript(
+        title="Другое", utterances=[Utterance(1, "A", "x"), Utterance(1, "B", "duplicate seq")]
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        dbmod.save_transcript(db, broken)
+    assert db.table("events").get("ru-66419")["title"].startswith("Встреча")
+    assert db.table("utterances").count == 2
+    assert db.table("revisions").count == 0
+
+
+def test_runs_and_errors(db):
+    run_id = dbmod.new_run_id()
+    dbmod.start_run(db, run_id=run_id, spider="kremlin", command="crawl", arguments={"lang": "en"})
+    fetch_id = dbmod.record_fetch(
+        db,
+        {"run_id": run_id, "url": "http://en.kremlin.ru/x", "status": 404, "fetched_at": "t"},
+    )
+    dbmod.record_error(db, run_id=run_id, url="http://en.kremlin.ru/x", stage="fetch",
+                       reason="not found (HTTP 404)", status=404, fetch_id=fetch_id)  # fmt: skip
+    dbmod.finish_run(db, run_id, status="finished", finish_reason="finished",
+                     counts={"requests": 1, "errors": 1})  # fmt: skip
+    run = dbmod.get_run(db, run_id)
+    assert run["status"] == "finished"
+    assert run["errors"] == 1
+    assert json.loads(run["arguments"]) == {"lang": "en"}
+    assert dbmod.count_rows(db, "errors", "stage = ?", ["fetch"]) == 1
+
+
+def test_stale_running_run_is_marked_interrupted(db):
+    dbmod.start_run(db, run_id="r1", spider="kremlin", command="crawl", arguments={})
+    db.table("runs").update("r1", {"pid": 2**22 + 12345})  # no such process
+    assert dbmod.mark_stale_runs(db) == 1
+    assert dbmod.get_run(db, "r1")["status"] == "interrupted"
+
+
+def test_count_rows_refuses_unknown_table(db):
+    with pytest.raises(ValueError, match="unknown table"):
+        dbmod.count_rows(db, "sqlite_master; DROP TABLE events")
