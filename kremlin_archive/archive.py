@@ -16,9 +16,11 @@ Format
 
 Digests
     ``WARC-Block-Digest`` and ``WARC-Payload-Digest`` are SHA-256 in warcio's notation,
-    ``sha256:<BASE32>`` (RFC 4648 base32 with padding). :attr:`WarcLocation.payload_sha256` is
-    the same SHA-256 as lowercase hex -- the value the database keys revisits on. Because the
-    stored payload is the *decoded* body (see below), both are digests of the decoded body.
+    ``sha256:<BASE32>`` (RFC 4648 base32 with padding). :attr:`WarcLocation.payload_sha256` and
+    :attr:`Capture.payload_sha256` are the SHA-256 of the *decoded* body as lowercase hex -- the
+    value the database keys revisits on. This writer stores decoded bodies (see below), so it is
+    the same digest as WARC-Payload-Digest, re-encoded; the two differ only for a body that is
+    still content-encoded (a caller that skipped decoding, or a foreign WARC).
 
 Files and rotation
     ``kremlin-<UTC yyyymmddHHMMSS>-<run_id>-<NNNNN>.warc.gz``: the time is when the file was
@@ -180,7 +182,7 @@ class WarcLocation:
     record_id: str  # "<urn:uuid:...>"
     payload_digest: str  # "sha256:<BASE32>" as in WARC-Payload-Digest
     record_type: str  # "response" | "revisit" | "request"
-    payload_sha256: str  # hex SHA-256 of the (decoded) payload
+    payload_sha256: str  # hex SHA-256 of the decoded payload body
 
 
 @dataclass(frozen=True)
@@ -625,7 +627,7 @@ class WarcArchive:
             protocol = "HTTP/1.1"  # h2 etc.: stored in HTTP/1.1 message syntax
         reason = reason or _status_phrase(status)
         date = _warc_date(fetched_at)
-        payload_hex, payload_digest = sha256_digest(body)
+        stored_hex, payload_digest = sha256_digest(body)
         response_id = _new_record_id()
         request_id = _new_record_id()
 
@@ -633,6 +635,9 @@ class WarcArchive:
             response_headers, body, status=status, method=method
         )
         response_http = _RawHTTPHeaders(f"{protocol} {status} {reason}".rstrip(), stored_headers)
+        decoded_hex = stored_hex  # differs only for a body that is still content-encoded
+        if response_http.get_header("Content-Encoding"):
+            decoded_hex = hashlib.sha256(_decode_body(body, response_http)).hexdigest()
 
         parts = urlsplit(url)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -644,7 +649,9 @@ class WarcArchive:
         with self._lock:
             if not self._is_open:
                 raise WarcError("WarcArchive is not open")
-            ref = self._revisit_target(revisit_of, body, payload_hex, revisit_uri, revisit_date)
+            ref = self._revisit_target(
+                revisit_of, body, stored_hex, decoded_hex, revisit_uri, revisit_date
+            )
             if self._fh is None:
                 self._new_file()
 
@@ -690,7 +697,7 @@ class WarcArchive:
             record_id=response_id,
             payload_digest=r_digest,
             record_type="revisit" if ref else "response",
-            payload_sha256=payload_hex,
+            payload_sha256=decoded_hex,
         )
         request_loc = WarcLocation(
             filename=filename,
@@ -781,7 +788,8 @@ class WarcArchive:
         self,
         revisit_of: Any,
         body: bytes,
-        payload_hex: str,
+        stored_hex: str,
+        decoded_hex: str,
         revisit_uri: str | None,
         revisit_date: str | None,
     ) -> _Ref | None:
@@ -794,7 +802,7 @@ class WarcArchive:
             logger.warning("revisit_of is not a WARC location: %r; writing a response", revisit_of)
             return None
         declared = _field(revisit_of, "payload_sha256")
-        if declared and str(declared).lower() != payload_hex:
+        if declared and str(declared).lower() != decoded_hex:
             logger.info("revisit_of %s@%d: other payload; writing a response", filename, offset)
             return None
         ref = self._refs.get((filename, offset))
@@ -828,7 +836,7 @@ class WarcArchive:
                 wanted_id,
             )
             return None
-        if ref.payload_sha256 != payload_hex:
+        if ref.payload_sha256 != stored_hex:  # identical *stored* payload, as the profile says
             logger.info("revisit target %s@%d: other payload; writing a response", filename, offset)
             return None
         if (revisit_uri and revisit_uri != ref.uri) or (revisit_date and revisit_date != ref.date):
@@ -873,7 +881,7 @@ class _Record:
     warc_headers: StatusAndHeaders
     http_headers: StatusAndHeaders | None
     payload: bytes  # block after the HTTP headers (empty for a revisit)
-    payload_sha256: str
+    payload_sha256: str  # of the payload as stored (what WARC-Payload-Digest covers)
 
     @property
     def record_id(self) -> str:
@@ -1085,21 +1093,47 @@ def warc_files(directory: str | os.PathLike) -> list[Path]:
 # captures and revisit resolution
 
 
+def _decompress(data: bytes, coding: str) -> bytes | None:
+    """One Content-Encoding undone, or None if the data is not encoded that way."""
+    try:
+        if coding in ("gzip", "x-gzip"):
+            return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(data)  # gzip or zlib
+        if coding == "deflate":
+            try:
+                return zlib.decompress(data)
+            except zlib.error:
+                return zlib.decompress(data, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+        if coding == "br":
+            import brotli
+
+            return brotli.decompress(data)
+    except ImportError:
+        return None
+    except Exception:  # zlib.error, brotli.error: not encoded after all
+        return None
+    return None
+
+
 def _decode_body(payload: bytes, http_headers: StatusAndHeaders | None) -> bytes:
-    """Undo Transfer-/Content-Encoding left in a stored payload (foreign or still-encoded)."""
+    """Undo Transfer-/Content-Encoding left in a stored payload (foreign or still-encoded
+    records; this module's writer normally stores decoded bodies). Undecodable data is
+    returned as stored."""
     if http_headers is None:
         return payload
-    encoding = (http_headers.get_header("content-encoding") or "").strip().lower() or None
-    if encoding not in BufferedReader.get_supported_decompressors():
-        encoding = None
-    chunked = (http_headers.get_header("transfer-encoding") or "").strip().lower() == "chunked"
-    if not encoding and not chunked:
-        return payload
-    stream = io.BytesIO(payload)
-    with contextlib.redirect_stderr(io.StringIO()):  # warcio reports decode errors on stderr
-        if chunked:
-            return ChunkedDataReader(stream, decomp_type=encoding).read()
-        return BufferedReader(stream, decomp_type=encoding).read()
+    transfer = (http_headers.get_header("transfer-encoding") or "").strip().lower()
+    if transfer == "chunked":
+        payload = ChunkedDataReader(io.BytesIO(payload)).read()  # falls back to the raw bytes
+    codings = [
+        c.strip().lower()
+        for c in (http_headers.get_header("content-encoding") or "").split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    for coding in reversed(codings):
+        decoded = _decompress(payload, coding)
+        if decoded is None:
+            break
+        payload = decoded
+    return payload
 
 
 class _Resolver:
@@ -1198,11 +1232,15 @@ def _capture(filename: str, record: _Record, resolver: _Resolver) -> Capture:
     if record.rec_type == "revisit":
         _, original = resolver.resolve(record)
         refers_to = original.record_id
-        payload, payload_hex = original.payload, original.payload_sha256
-        body = _decode_body(payload, original.http_headers)
+        payload, payload_headers, stored_hex = (
+            original.payload,
+            original.http_headers,
+            original.payload_sha256,
+        )
     else:
-        payload_hex = record.payload_sha256
-        body = _decode_body(record.payload, http)
+        payload, payload_headers, stored_hex = record.payload, http, record.payload_sha256
+    body = _decode_body(payload, payload_headers)
+    payload_hex = stored_hex if body is payload else hashlib.sha256(body).hexdigest()
     try:
         fetched_at = _parse_warc_date(record.date)
     except Exception:  # warcio raises assorted errors on bad dates
@@ -1245,9 +1283,11 @@ def iter_captures(
     Nothing in the files makes this raise: each damaged stretch, unresolvable revisit, empty or
     foreign file is reported as ``on_error(filename, offset, reason)`` (default: a log warning)
     and reading continues with the next readable record or file. Errors raised by ``on_error``
-    itself propagate.
+    itself propagate, and a missing directory raises FileNotFoundError (on first iteration).
     """
     directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"WARC directory not found: {directory}")
     report = on_error or _log_error
     resolver = _Resolver(directory)
     for path in warc_files(directory):
@@ -1307,6 +1347,17 @@ def _end_of_last_record(buf) -> int | None:
         return record.offset + record.length
 
 
+def _is_crash_tail(buf, pos: int) -> bool:
+    """Whether the bytes from ``pos`` are what a crash leaves: a cut-off gzip member, or data
+    that is no gzip at all (e.g. the zeros a power loss can leave). A *complete* gzip member
+    that merely fails to parse is not removed: it was written whole, by someone."""
+    try:
+        _inflate_member(buf, pos)
+    except _Damaged:
+        return True
+    return False
+
+
 def _starts_with_partial_warc(buf) -> bool:
     """Whether the file is nothing but the beginning of one cut-off WARC record."""
     try:
@@ -1343,6 +1394,11 @@ def repair_tail(path: str | os.PathLike, *, keep_removed: bool = False) -> int:
             end = _end_of_last_record(buf)
             if end is None:
                 end = 0 if _starts_with_partial_warc(buf) else size
+            elif end < size and not _is_crash_tail(buf, end):
+                logger.warning(
+                    "WARC %s: unreadable complete gzip member at %d left alone", path, end
+                )
+                end = size
             tail = bytes(buf[end:]) if keep_removed and end < size else b""
         if end >= size:
             return 0
