@@ -258,5 +258,35 @@ def replay(source, host, port, log_path, etags):
     sys.exit(replay_mod.main(argv) or 0)
 
 
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--immutable",
+    is_flag=True,
+    help="Serve a snapshot no crawl writes to (e.g. on read-only media); allows download.",
+)
+def serve(db_path, host, port, immutable):
+    """Browse, search and cite the archive in Datasette, read-only, at /kremlin: events
+    (newest first), transcript pages (/kremlin/events/ru-66419), full-text search, facets and
+    prepared queries. A crawl may keep writing to the same file meanwhile.
+
+    Example: kremlin-archive serve --db data/kremlin.db --port 8001
+    """
+    from . import serve as serve_mod
+
+    try:
+        note = None if immutable else serve_mod.prepare_database(db_path)
+    except FileNotFoundError as exc:
+        click.echo(f"kremlin-archive: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    if note:
+        click.echo(f"kremlin-archive: {note}", err=True)
+    ds = serve_mod.build_datasette(db_path, immutable=immutable)
+    click.echo(f"kremlin-archive: serving {db_path} at http://{host}:{port}/kremlin", err=True)
+    serve_mod.run_server(ds, host=host, port=port)
+
+
 if __name__ == "__main__":
     main()

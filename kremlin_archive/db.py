@@ -765,3 +765,51 @@ def content_snapshot(db: Database) -> dict[str, list[tuple]]:
             for r in db.execute("SELECT event_id, tag_id, seq FROM event_tags ORDER BY 1, 2")
         ],
     }
+
+
+# -- reading for the Datasette transcript page (added for issue 7: serve.py and the plugin in
+# datasette/plugins call this through Datasette's read-only connections) ---------------------
+
+
+def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
+    """Everything the transcript page of one event shows, or None if there is no such event.
+
+    `event` is the row; `utterances` its turns in order; `tags` in page order; `twin` the
+    other language's row (id, lang, title) when archived; `fetch` the fetch the current
+    content came from; `fetch_count` how many fetches concern the event; `revisions` its
+    earlier versions, oldest first (without their text).
+    """
+    event = _get_event(db, event_id)
+    if event is None:
+        return None
+    twin = list(db.query("SELECT id, lang, title FROM events WHERE id = ?", [event["twin_id"]]))
+    fetch = list(db.query("SELECT * FROM fetches WHERE id = ?", [event["fetch_id"]]))
+    return {
+        "event": event,
+        "utterances": list(
+            db.query(
+                "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
+                [event_id],
+            )
+        ),
+        "tags": list(
+            db.query(
+                "SELECT t.id, t.kind, t.name, t.url FROM event_tags et "
+                "JOIN tags t ON t.id = et.tag_id WHERE et.event_id = ? ORDER BY et.seq",
+                [event_id],
+            )
+        ),
+        "twin": twin[0] if twin else None,
+        "fetch": fetch[0] if fetch else None,
+        "fetch_count": db.execute(
+            "SELECT count(*) FROM fetches WHERE event_id = ?", [event_id]
+        ).fetchone()[0],
+        "revisions": list(
+            db.query(
+                "SELECT id, revision, recorded_at, changed_fields, origin, parser_version, "
+                "fetch_id, superseded_by_fetch_id FROM revisions WHERE event_id = ? "
+                "ORDER BY revision",
+                [event_id],
+            )
+        ),
+    }

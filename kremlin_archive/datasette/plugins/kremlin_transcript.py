@@ -1,0 +1,229 @@
+"""Datasette plugin of the archive: the transcript page and links between records.
+
+Loaded from this folder by `kremlin-archive serve` (Datasette's `plugins_dir`); it acts only on
+the database served as `kremlin` (serve.DATABASE_NAME), so other databases in the same process
+are untouched.
+
+- `extra_template_vars` gives the event row page (`row-kremlin-events.html`) a `transcript`:
+  the event's turns, tags grouped by kind, twin, fetch, revisions, citation — read with
+  `db.event_page` through Datasette's read-only connection.
+- `render_cell` links event keys (`ru-66419`) in query results and views to the transcript page
+  (to the turn, when the row has a `seq`).
+- `prepare_connection` lets a read wait briefly instead of failing while a crawl checkpoints.
+
+Values from the site are handed to the template as plain strings, which Jinja escapes; the only
+markup built here is a link whose text and address are escaped, and only http(s) addresses
+from the site ever become links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from urllib.parse import urlencode
+
+from datasette import hookimpl
+from datasette.utils import tilde_encode, urlsafe_components
+from markupsafe import Markup
+from sqlite_utils import Database
+
+from kremlin_archive import db as archive_db
+from kremlin_archive.serve import DATABASE_NAME
+
+EVENT_KEY = re.compile(r"^(ru|en)-[0-9]+$")
+TAG_KIND_LABELS = {
+    "topic": "Topics",
+    "person": "Persons",
+    "geography": "Geography",
+    "section": "Sections",
+}
+LANG_LABELS = {"ru": "Russian (kremlin.ru)", "en": "English (en.kremlin.ru)"}
+READ_BUSY_TIMEOUT_MS = 2000
+# Speaker colours cycle through this many CSS classes (spk-0 … spk-5) in order of appearance.
+SPEAKER_CLASSES = 6
+
+
+@hookimpl
+def prepare_connection(conn, database, datasette):
+    if database == DATABASE_NAME:
+        conn.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+
+
+@hookimpl
+def extra_template_vars(template, database, table, view_name, request, datasette):
+    if view_name != "row" or database != DATABASE_NAME or table != "events" or request is None:
+        return {}
+    pks = urlsafe_components(request.url_vars["pks"])
+    if len(pks) != 1:
+        return {}
+
+    async def transcript_vars():
+        page = await datasette.get_database(DATABASE_NAME).execute_fn(
+            lambda conn: archive_db.event_page(
+                Database(conn, recursive_triggers=False, execute_plugins=False), pks[0]
+            )
+        )
+        if page is None:
+            return {}
+        return {"transcript": transcript_context(page, datasette)}
+
+    return transcript_vars
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette):
+    """Event keys in query results and views become links to the transcript page."""
+    if database != DATABASE_NAME or column not in ("event_id", "id", "twin_id"):
+        return None
+    if table is not None and table not in archive_db.VIEWS:
+        return None  # real tables link their keys and foreign keys themselves
+    if not isinstance(value, str) or not EVENT_KEY.match(value):
+        return None
+    href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(value))
+    keys = row.keys() if hasattr(row, "keys") else ()
+    if column == "event_id" and "seq" in keys and isinstance(row["seq"], int):
+        href = f"{href}#u{row['seq']}"
+    return Markup('<a href="{}">{}</a>').format(href, value)
+
+
+# -- shaping the page ---------------------------------------------------------------------------
+
+
+def transcript_context(page: dict, datasette) -> dict:
+    """The template's view of one event: plain strings and lists, nothing pre-rendered."""
+    event = page["event"]
+    speakers: dict[str, int] = {}
+    turns = []
+    for u in page["utterances"]:
+        speaker = u["speaker"]
+        if speaker and speaker not in speakers:
+            speakers[speaker] = len(speakers) % SPEAKER_CLASSES
+        turns.append(
+            {
+                "seq": u["seq"],
+                "speaker": speaker,
+                "css": f"spk-{speakers[speaker]}" if speaker else "narration",
+                "paragraphs": [p for p in (u["text"] or "").split("\n") if p.strip()],
+            }
+        )
+    paragraphs = [] if turns else _json_list(event["paragraphs"])
+    twin = page["twin"]
+    revisions = [
+        {**r, "changed_fields": _json_list(r["changed_fields"])} for r in page["revisions"]
+    ]
+    fetch = page["fetch"]
+    return {
+        "id": event["id"],
+        "lang": event["lang"],
+        "lang_label": LANG_LABELS.get(event["lang"], event["lang"]),
+        "title": event["title"],
+        "lead": event["lead"] or "",
+        "published_at": event["published_at"],
+        "published_label": human_time(event["published_at"]),
+        "updated_at": event["updated_at"],
+        "place": event["place"],
+        "url": http_url(event["url"]),
+        "url_text": event["url"],
+        "sections": _json_list(event["sections"]),
+        "turns": turns,
+        "speakers": list(speakers),
+        "paragraphs": paragraphs,
+        "twin": {
+            "id": twin["id"],
+            "title": twin["title"],
+            "lang_label": LANG_LABELS.get(twin["lang"], twin["lang"]),
+            "href": datasette.urls.row(DATABASE_NAME, "events", tilde_encode(twin["id"])),
+        }
+        if twin
+        else None,
+        "twin_url": http_url(event["twin_url"]),
+        "tag_groups": tag_groups(page["tags"], datasette),
+        "fetch": fetch,
+        "fetch_href": datasette.urls.row(DATABASE_NAME, "fetches", str(fetch["id"]))
+        if fetch
+        else None,
+        "run_href": datasette.urls.row(DATABASE_NAME, "runs", tilde_encode(fetch["run_id"]))
+        if fetch and fetch["run_id"]
+        else None,
+        "fetches_href": filtered(datasette, "fetches", event_id=event["id"]),
+        "fetch_count": page["fetch_count"],
+        "parser_version": event["parser_version"],
+        "origin": event["origin"],
+        "fetched_at": event["fetched_at"],
+        "first_seen_at": event["first_seen_at"],
+        "last_changed_at": event["last_changed_at"],
+        "revisions": revisions,
+        "revisions_href": filtered(datasette, "revisions", event_id=event["id"]),
+        "license": event["license"] or archive_db.LICENSE,
+        "attribution": archive_db.ATTRIBUTION,
+        "citation": citation(event),
+    }
+
+
+def tag_groups(tags: list[dict], datasette) -> list[dict]:
+    """Tags grouped by kind in a fixed order (topics, persons, geography, sections, others)."""
+    groups: dict[str, list[dict]] = {}
+    for tag in tags:
+        groups.setdefault(tag["kind"], []).append(
+            {
+                "name": tag["name"],
+                "url": http_url(tag["url"]),
+                "archive_href": filtered(datasette, "event_tags", tag_id=tag["id"]),
+            }
+        )
+    order = [*TAG_KIND_LABELS, *sorted(k for k in groups if k not in TAG_KIND_LABELS)]
+    return [
+        {"kind": kind, "label": TAG_KIND_LABELS.get(kind, kind), "tags": groups[kind]}
+        for kind in order
+        if kind in groups
+    ]
+
+
+def filtered(datasette, table: str, **where: str) -> str:
+    """Address of a table page filtered by column values (`?event_id=ru-66419`)."""
+    return f"{datasette.urls.table(DATABASE_NAME, table)}?{urlencode(where)}"
+
+
+def citation(event: dict) -> str:
+    """A plain-text reference to the page, with the license the site requires to be named."""
+    day = (event["published_at"] or "")[:10]
+    fetched = (event["fetched_at"] or "")[:10]
+    site = "kremlin.ru" if event["lang"] == "ru" else "en.kremlin.ru"
+    accessed = f", accessed {fetched}" if fetched else ""
+    return (
+        f"President of Russia website ({site}), “{event['title']}”, {day}, "
+        f"{event['url']}{accessed}. CC BY 4.0."
+    )
+
+
+def human_time(value: str | None) -> str:
+    """`2021-08-21T13:10:00+03:00` → `21 August 2021, 13:10 (Moscow time, UTC+03:00)`."""
+    if not value:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    text = f"{moment.day} {moment:%B %Y}"
+    if (moment.hour, moment.minute) != (0, 0):
+        text += f", {moment:%H:%M}"
+    offset = moment.strftime("%z")
+    if offset:
+        text += f" (Moscow time, UTC{offset[:3]}:{offset[3:]})"
+    return text
+
+
+def http_url(value: str | None) -> str | None:
+    """The value if it is an http(s) address (only those become links), else None."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return value
+    return None
+
+
+def _json_list(value: str | None) -> list:
+    try:
+        data = json.loads(value or "[]")
+    except ValueError:
+        return []
+    return data if isinstance(data, list) else []

@@ -1,0 +1,116 @@
+"""Datasette on the archive: the project's metadata, templates and plugin, under a stable name.
+
+The database is always served as `/kremlin` (so links such as `/kremlin/events/ru-66419` can be
+cited), whatever the file is called: Datasette names a database after its file only when it is
+given a path, so `build_datasette` adds the file itself under `DATABASE_NAME`.
+
+Nothing a visitor can do writes to the archive: the file is opened as a *mutable* database,
+which Datasette reads through `mode=ro` connections (so a crawl can keep writing in WAL mode and
+every request sees its latest commit), the metadata declares no writable canned query, no
+`--root` actor exists, and a mutable database cannot be downloaded as a file. `--immutable` is
+for a snapshot no crawl writes to (a copy on read-only media): it is opened with
+`immutable=1` and may be downloaded whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import db as archive_db
+
+DATABASE_NAME = "kremlin"
+DATASETTE_DIR = Path(__file__).resolve().parent / "datasette"
+METADATA_PATH = DATASETTE_DIR / "metadata.yml"
+TEMPLATES_DIR = DATASETTE_DIR / "templates"
+PLUGINS_DIR = DATASETTE_DIR / "plugins"
+
+# Datasette settings that suit an archive of long texts (the others keep Datasette's defaults).
+SETTINGS: dict[str, Any] = {
+    "default_page_size": 50,
+    "sql_time_limit_ms": 3000,  # full-text queries over the whole archive, facets on 10^5 rows
+    "facet_time_limit_ms": 1000,
+    "truncate_cells_html": 400,  # table pages show the start of an event's text, not all of it
+}
+
+
+def load_metadata(path: Path = METADATA_PATH) -> dict[str, Any]:
+    """The project's Datasette metadata (YAML) as a dict."""
+    from datasette.utils import parse_metadata
+
+    return parse_metadata(path.read_text(encoding="utf-8"))
+
+
+def missing_shape(path: str | Path) -> list[str]:
+    """Tables, views and FTS tables of `db.py`'s shape that the file lacks (read-only check)."""
+    db = archive_db.connect(path, readonly=True)
+    try:
+        present = set(db.table_names()) | set(db.view_names())
+    finally:
+        db.close()
+    wanted = [
+        *archive_db.TABLES,
+        *archive_db.VIEWS,
+        *(f"{name}_fts" for name in archive_db.FTS),
+        *(f"{name}_trigram" for name in getattr(archive_db, "TRIGRAM", {})),
+    ]
+    return [name for name in wanted if name not in present]
+
+
+def prepare_database(path: str | Path) -> str | None:
+    """Make sure the file has the shape the metadata refers to; return a note for the user.
+
+    A database made by an older version of the project lacks newer views or search tables;
+    if the file is writable they are added (`ensure_db_shape`, one short transaction that waits
+    for a running crawl), otherwise it is served as it is and the note says what will not work.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no archive at {path}: run `kremlin-archive crawl` first")
+    missing = missing_shape(path)
+    if not missing:
+        return None
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        archive_db.open_db(path).conn.close()
+        return f"added to the archive's shape: {', '.join(missing)}"
+    return f"read-only archive lacks {', '.join(missing)}: some queries will fail"
+
+
+def build_datasette(
+    path: str | Path,
+    *,
+    immutable: bool = False,
+    settings: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+):
+    """A Datasette instance serving `path` as `/kremlin` with the project's customisations."""
+    from datasette.app import Datasette
+    from datasette.database import Database
+
+    ds = Datasette(
+        [],
+        metadata=metadata if metadata is not None else load_metadata(),
+        template_dir=str(TEMPLATES_DIR),
+        plugins_dir=str(PLUGINS_DIR),
+        settings={**SETTINGS, **(settings or {})},
+    )
+    # Datasette adds an in-memory `_memory` database when given no file; the archive is the
+    # only database this instance shows.
+    if "_memory" in ds.databases:
+        ds.remove_database("_memory")
+    ds.add_database(
+        Database(ds, path=str(Path(path).resolve()), is_mutable=not immutable),
+        name=DATABASE_NAME,
+    )
+    return ds
+
+
+def run_server(ds, *, host: str, port: int) -> None:
+    """Serve `ds` with uvicorn, as `datasette serve` does (blocks until interrupted)."""
+    import asyncio
+
+    import uvicorn
+
+    asyncio.run(ds.invoke_startup())
+    uvicorn.run(ds.app(), host=host, port=port, log_level="info", lifespan="on", workers=1)
