@@ -11,8 +11,10 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -697,6 +699,43 @@ def test_a_new_writer_repairs_crashed_files_but_not_live_ones(tmp_path):
     assert check_file(crashed_path) == []
     assert live_path.stat().st_size > 0 and check_file(live_path)  # untouched while live
     live.close()
+
+
+KILLED_WRITER = """
+import datetime as dt, sys
+from pathlib import Path
+from kremlin_archive.archive import WarcArchive
+bodies = [p.read_bytes() for p in sorted(Path(sys.argv[2]).glob("en_news_*.html"))]
+warc = WarcArchive(sys.argv[1], run_id="killed", max_file_size=300_000).open()
+for i in range(100_000):
+    warc.write_exchange(url=f"http://en.kremlin.ru/events/president/news/{i}", status=200,
+                        body=bodies[i % len(bodies)], fetched_at=dt.datetime.now(dt.UTC))
+"""
+
+
+def test_a_killed_writer_leaves_readable_files(tmp_path):
+    directory = tmp_path / "warc"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(directory), str(KREMLIN_HTML)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while sum(p.stat().st_size for p in warc_files(directory)) < 600_000:
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    bodies = {page(p.name) for p in KREMLIN_HTML.glob("en_news_*.html")}
+    captures, errors = collect(directory)
+    assert len(captures) >= 10
+    assert all(c.body in bodies for c in captures)
+    assert len(errors) <= 1  # at most the record being written at the moment of the kill
+    with WarcArchive(directory, run_id="after"):
+        pass
+    assert all(check_file(p) == [] for p in warc_files(directory))
+    assert len(collect(directory)[0]) == len(captures)
 
 
 # ---------------------------------------------------------------------------------------------
