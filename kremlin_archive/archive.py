@@ -65,9 +65,11 @@ Crash behaviour
     location handed to the database never changes name, and every reader sees every record that
     was flushed. Each exchange is built in memory, written with one ``write`` and flushed and (by
     default) fsync'ed before its locations are returned, so a location stored in the database
-    always points at a complete record. A writer holds an exclusive ``flock`` on its file;
-    after a crash (SIGKILL, power loss) the file may end in a partial gzip member. Readers report
-    it through ``on_error`` and carry on; :func:`repair_tail` truncates it, and
+    always points at a complete record. A writer holds an exclusive ``flock`` on its file.
+    A killed process (SIGKILL) leaves whole exchanges in practice (one ``write`` each; tested);
+    a power loss, a full disk or an interrupted copy can leave a partial gzip member or zeros at
+    the end of a file. Readers report that through ``on_error`` and carry on;
+    :func:`repair_tail` truncates it, and
     :meth:`WarcArchive.open` runs it on every file in the directory that no live writer holds
     (the removed bytes are kept next to the file as ``<name>.removed-tail-<offset>``). A writer
     never appends to an existing file: each run starts new files.
@@ -1185,6 +1187,15 @@ class _Resolver:
         headers = revisit.warc_headers
         refers_to = headers.get_header("WARC-Refers-To")
         wanted_hex = digest_to_hex(revisit.payload_digest)
+        algo = revisit.payload_digest.partition(":")[0].strip().lower() or "sha256"
+
+        def payload_hex(record: _Record) -> str | None:
+            if algo == "sha256":
+                return record.payload_sha256
+            try:
+                return hashlib.new(algo, record.payload).hexdigest()
+            except ValueError:  # an algorithm hashlib does not know: cannot verify
+                return None
 
         def candidates() -> Iterator[tuple[str, int]]:
             hint_name = headers.get_header(HINT_FILENAME)
@@ -1198,8 +1209,10 @@ class _Resolver:
                     self._build_full_index()
                 if refers_to:
                     found = self.by_id.get(refers_to)
-                else:  # a revisit without WARC-Refers-To: match on the payload digest
+                elif algo == "sha256":  # no WARC-Refers-To: match on the payload digest
                     found = self.by_payload.get(wanted_hex or "")
+                else:
+                    found = None
                 if found:
                     yield found
 
@@ -1209,7 +1222,8 @@ class _Resolver:
                 continue
             if refers_to and original.record_id != refers_to:
                 continue
-            if wanted_hex and original.payload_sha256 != wanted_hex:
+            actual = payload_hex(original)
+            if wanted_hex and actual and actual != wanted_hex:
                 raise _Damaged(
                     f"revisit original {original.record_id} has another payload than "
                     f"{revisit.payload_digest}"

@@ -4,6 +4,7 @@ repair of a cut-off tail. Payloads are real pages from ../shared/kremlin-html.""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import hashlib
@@ -592,13 +593,16 @@ def test_foreign_records_and_revisits_without_location_hint(tmp_path):
         by_id = writer.create_revisit_record(url, original.payload_digest, url, date, plain)
         by_id.rec_headers.add_header("WARC-Refers-To", original.record_id)
         by_digest = writer.create_revisit_record(url, original.payload_digest, url, date, plain)
+        sha1 = "sha1:" + base64.b32encode(hashlib.sha1(body).digest()).decode()
+        by_id_sha1 = writer.create_revisit_record(url, sha1, url, date, plain)
+        by_id_sha1.rec_headers.add_header("WARC-Refers-To", original.record_id)
         orphan = writer.create_revisit_record(url, "sha1:" + "A" * 32, url, date, plain)
-        for record in (by_id, by_digest, orphan):
+        for record in (by_id, by_digest, by_id_sha1, orphan):
             writer.write_record(record)
 
     captures, errors = collect(tmp_path)
-    assert [c.body == body for c in captures] == [True] * 4
-    assert [c.record_type for c in captures] == ["response", "response", "revisit", "revisit"]
+    assert [c.body == body for c in captures] == [True] * 5
+    assert [c.record_type for c in captures] == ["response", "response"] + ["revisit"] * 3
     assert all(c.payload_sha256 == original.payload_sha256 for c in captures)
     assert len(errors) == 1 and "original record of revisit not found" in errors[0][2]
     # read_record has no index from a scan: it finds the original by indexing the directory
