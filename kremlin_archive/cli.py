@@ -236,6 +236,49 @@ def fetch(source_urls, urls_file, db_path, warc_dir, overrides):
 
 
 @main.command()
+@db_option
+@warc_option
+def reparse(db_path, warc_dir):
+    """Rebuild events, utterances and tags from the WARC files with the current parser, without
+    the network. Unchanged events are left alone; changed ones keep their old version as a
+    revision. Damaged WARC records are reported (errors table) and skipped.
+
+    Example: kremlin-archive reparse --db data/kremlin.db --warc-dir data/warc
+    """
+    from . import db as dbmod
+    from .extensions import ArchiveLocked, RunLock
+    from .reparse import reparse as run_reparse
+
+    if not Path(warc_dir).is_dir():
+        raise click.BadParameter(f"no such folder: {warc_dir}", param_hint="--warc-dir")
+    try:
+        lock = RunLock(db_path).acquire()
+    except ArchiveLocked as exc:
+        click.echo(f"kremlin-archive: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    try:
+        database = dbmod.open_db(db_path)
+        result = run_reparse(database, warc_dir)
+    finally:
+        lock.release()
+    counts = result.as_counts()
+    click.echo(
+        f"reparse {result.run_id}: {counts['captures']} captures, "
+        f"{counts['events_parsed']} events parsed (new {counts['events_new']}, "
+        f"changed {counts['events_changed']}, unchanged {counts['events_unchanged']}), "
+        f"{result.parse_errors} parse errors",
+        err=True,
+    )
+    if result.damaged:
+        click.echo(
+            f"warning: {len(result.damaged)} damaged WARC record(s) skipped "
+            "(see the errors table, stage 'warc')",
+            err=True,
+        )
+    sys.exit(EXIT_OK)
+
+
+@main.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8399, show_default=True, type=int)

@@ -1,0 +1,177 @@
+"""Rebuild events, utterances and tags from the WARC files with the current parser, no network.
+
+The SQLite file is an index over the WARC files: `reparse` walks every capture in file/offset
+(= chronological) order and
+
+- makes sure every exchange has its `fetches` row (a fresh database gets them rebuilt from the
+  records: URL, status, time, headers, digest, WARC location);
+- for an event the database does not hold yet, parses every capture of it in order, so its
+  revision history is rebuilt too;
+- for an event it does hold, parses only its latest capture: on a database built by a crawl
+  with the same parser that changes nothing; after a parser change, `db.save_transcript` keeps
+  the previous content as a revision (with its parser version) and records what changed.
+
+A damaged record (truncated file, corrupt member) is reported in `errors` (stage 'warc') and
+skipped; everything readable is rebuilt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from . import archive, parsing, urls
+from . import db as dbmod
+
+EVENT_STATUSES = (200,)
+
+
+@dataclass
+class ReparseResult:
+    run_id: str
+    captures: int = 0
+    fetches_added: int = 0
+    events_parsed: int = 0
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0}
+    )
+    parse_errors: int = 0
+    damaged: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def as_counts(self) -> dict[str, int]:
+        return {
+            "captures": self.captures,
+            "fetches_added": self.fetches_added,
+            "events_parsed": self.events_parsed,
+            "events_new": self.outcomes["new"],
+            "events_changed": self.outcomes["changed"],
+            "events_unchanged": self.outcomes["unchanged"],
+            "errors": self.parse_errors + len(self.damaged),
+            "warc_damaged": len(self.damaged),
+        }
+
+
+def _fetch_row(capture: archive.Capture, run_id: str) -> dict:
+    loc = capture.location
+    ref = _event_ref(capture.url)
+    return {
+        "run_id": run_id,
+        "spider": "reparse",
+        "kind": "event" if ref else ("robots" if capture.url.endswith("/robots.txt") else "other"),
+        "event_id": f"{ref.lang}-{ref.kremlin_id}" if ref else None,
+        "requested_url": capture.url,
+        "url": capture.url,
+        "final_url": capture.url,
+        "method": "GET",
+        "status": capture.status,
+        "fetched_at": capture.fetched_at.astimezone(dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
+        "content_type": capture.header("Content-Type"),
+        "content_length": len(capture.body),
+        "etag": capture.header("ETag"),
+        "last_modified": capture.header("Last-Modified"),
+        "payload_sha256": capture.payload_sha256,
+        "warc_filename": loc.filename,
+        "warc_offset": loc.offset,
+        "warc_length": loc.length,
+        "warc_record_id": loc.record_id,
+        "warc_record_type": loc.record_type,
+        "warc_payload_digest": loc.payload_digest,
+    }
+
+
+def _event_ref(url: str) -> urls.EventURL | None:
+    try:
+        return urls.parse_event_url(url)
+    except ValueError:
+        return None
+
+
+def reparse(
+    db: Database,
+    warc_dir: str | Path,
+    *,
+    run_id: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ReparseResult:
+    """Rebuild the content tables of `db` from the WARC files in `warc_dir` (see module doc)."""
+    run_id = run_id or dbmod.new_run_id()
+    result = ReparseResult(run_id)
+    dbmod.start_run(
+        db,
+        run_id=run_id,
+        spider="reparse",
+        command="reparse",
+        arguments={"warc_dir": str(warc_dir)},
+    )
+    existing = set(dbmod.iter_event_ids(db))
+    latest: dict[str, tuple[archive.WarcLocation, int]] = {}
+
+    def on_error(filename: str, offset: int, reason: str) -> None:
+        result.damaged.append((filename, offset, reason))
+        dbmod.record_error(
+            db, run_id=run_id, url=f"{filename}#{offset}", stage="warc", reason=reason
+        )
+
+    def save(capture: archive.Capture, fetch_id: int) -> None:
+        try:
+            transcript = parsing.parse_event(capture.body, capture.url)
+        except parsing.ParseError as exc:
+            result.parse_errors += 1
+            dbmod.record_error(
+                db,
+                run_id=run_id,
+                url=capture.url,
+                stage="parse",
+                reason=f"{exc.reason}: {exc}",
+                status=capture.status,
+                fetch_id=fetch_id,
+            )
+            return
+        fetch = db.table("fetches").get(fetch_id)
+        transcript.source_url = fetch["requested_url"] or capture.url
+        transcript.final_url = capture.url
+        transcript.fetched_at = fetch["fetched_at"]
+        transcript.status = capture.status
+        transcript.payload_sha256 = capture.payload_sha256
+        transcript.fetch_id = fetch_id
+        transcript.parser_version = parsing.PARSER_VERSION
+        transcript.origin = "reparse"
+        outcome = dbmod.save_transcript(db, transcript)
+        result.events_parsed += 1
+        result.outcomes[outcome.outcome] += 1
+
+    for capture in archive.iter_captures(warc_dir, on_error=on_error):
+        result.captures += 1
+        if progress:
+            progress(1)
+        loc = capture.location
+        fetch = dbmod.fetch_by_warc(db, loc.filename, loc.offset)
+        if fetch is None:
+            fetch_id = dbmod.record_fetch(db, _fetch_row(capture, run_id))
+            result.fetches_added += 1
+        else:
+            fetch_id = fetch["id"]
+        ref = _event_ref(capture.url)
+        if ref is None or capture.status not in EVENT_STATUSES:
+            continue
+        event_id = f"{ref.lang}-{ref.kremlin_id}"
+        if event_id in existing:
+            latest[event_id] = (loc, fetch_id)
+        else:
+            save(capture, fetch_id)
+    for loc, fetch_id in latest.values():
+        try:
+            capture = archive.read_record(warc_dir, loc)
+        except archive.WarcError as exc:
+            on_error(loc.filename, loc.offset, str(exc))
+            continue
+        save(capture, fetch_id)
+    status = "finished"
+    dbmod.finish_run(db, run_id, status=status, finish_reason="finished", counts=result.as_counts())
+    return result
