@@ -47,3 +47,54 @@ def mirror_event_pages(mirror_dir) -> list[Path]:
     pages = sorted(p for p in news.glob("*.html") if p.stem.isdigit())
     assert len(pages) > 6000, f"expected ~6,650 event pages in the mirror, found {len(pages)}"
     return pages
+
+
+# -- crawling through the replay server --------------------------------------------------------
+
+SEED_URL = "http://kremlin.ru/events/president/news/copy/66419"
+RU_66419_URL = "http://kremlin.ru/events/president/news/66419"
+RU_66419_PAGE = KREMLIN_HTML / "reconstructed" / "ru_news_66419.html"  # a reconstruction
+
+# Settings for crawls against the local replay server: no politeness delays (it is our own
+# process), quick backoff, many requests in flight.
+FAST = (
+    "DOWNLOAD_DELAY=0",
+    "AUTOTHROTTLE_ENABLED=0",
+    "CONCURRENT_REQUESTS=16",
+    "CONCURRENT_REQUESTS_PER_DOMAIN=8",
+    "KREMLIN_RETRY_BACKOFF_BASE=0.05",
+    "KREMLIN_RETRY_BACKOFF_MAX=0.5",
+    "KREMLIN_BRAKE_PAUSE=0.5",
+    "LOG_LEVEL=INFO",
+)
+
+
+def run_cli(*args: str, proxy: str | None = None, settings=FAST, timeout: float = 600, env=None):
+    """Run `kremlin-archive ARGS -s …` in a subprocess (each crawl gets a fresh reactor)."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("https_proxy", None)
+    full_env["no_proxy"] = ""
+    if proxy:
+        full_env["http_proxy"] = proxy
+    else:
+        full_env.pop("http_proxy", None)
+    command = [sys.executable, "-m", "kremlin_archive.cli", *args]
+    if settings and args and args[0] in ("crawl", "fetch", "refresh"):
+        for setting in settings:
+            command += ["-s", setting]
+    return subprocess.run(
+        command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def replay(mirror_dir):
+    """The replay server on the mirror, with the reconstructed ru page of 66419 added."""
+    from kremlin_archive.replay import ReplayServer
+
+    with ReplayServer(mirror_dir) as server:
+        server.put_file(RU_66419_URL, RU_66419_PAGE)
+        yield server
