@@ -10,6 +10,8 @@ are untouched.
 - `render_cell` links event keys (`ru-66419`) in query results and views to the transcript page
   (to the turn, when the row has a `seq`).
 - `prepare_connection` lets a read wait briefly instead of failing while a crawl checkpoints.
+- `asgi_wrapper` refuses every method but GET/HEAD/OPTIONS with 405: nothing a visitor sends
+  can write (Datasette itself opens the file `mode=ro` as well).
 
 Values from the site are handed to the template as plain strings, which Jinja escapes; the only
 markup built here is a link whose text and address are escaped, and only http(s) addresses
@@ -32,6 +34,7 @@ from kremlin_archive import db as archive_db
 from kremlin_archive.serve import DATABASE_NAME
 
 EVENT_KEY = re.compile(r"^(ru|en)-[0-9]+$")
+SECTION_BREAK = re.compile(r"^\s*(\*\s*){3}$")  # `* * *` between parts of a transcript
 TAG_KIND_LABELS = {
     "topic": "Topics",
     "person": "Persons",
@@ -40,6 +43,7 @@ TAG_KIND_LABELS = {
 }
 LANG_LABELS = {"ru": "Russian (kremlin.ru)", "en": "English (en.kremlin.ru)"}
 READ_BUSY_TIMEOUT_MS = 2000
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # Speaker colours cycle through this many CSS classes (spk-0 … spk-5) in order of appearance.
 SPEAKER_CLASSES = 6
 
@@ -48,6 +52,37 @@ SPEAKER_CLASSES = 6
 def prepare_connection(conn, database, datasette):
     if database == DATABASE_NAME:
         conn.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    """Only GET, HEAD and OPTIONS reach Datasette: the archive has no write endpoint at all
+    (Datasette 0.65 answers a POST to a read-only canned query with a 500, not a refusal)."""
+
+    def wrap(app):
+        async def read_only(scope, receive, send):
+            if (
+                scope["type"] == "http"
+                and scope["method"] not in READ_METHODS
+                and DATABASE_NAME in datasette.databases
+            ):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 405,
+                        "headers": [
+                            (b"allow", b", ".join(m.encode() for m in READ_METHODS)),
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"The archive is read-only.\n"})
+                return
+            await app(scope, receive, send)
+
+        return read_only
+
+    return wrap
 
 
 @hookimpl
@@ -99,14 +134,14 @@ def transcript_context(page: dict, datasette) -> dict:
         speaker = u["speaker"]
         if speaker and speaker not in speakers:
             speakers[speaker] = len(speakers) % SPEAKER_CLASSES
-        turns.append(
-            {
-                "seq": u["seq"],
-                "speaker": speaker,
-                "css": f"spk-{speakers[speaker]}" if speaker else "narration",
-                "paragraphs": [p for p in (u["text"] or "").split("\n") if p.strip()],
-            }
-        )
+        paragraphs = [p for p in (u["text"] or "").split("\n") if p.strip()]
+        if speaker:
+            css = f"spk-{speakers[speaker]}"
+        elif all(SECTION_BREAK.match(p) for p in paragraphs):
+            css = "section-break"
+        else:
+            css = "narration"
+        turns.append({"seq": u["seq"], "speaker": speaker, "css": css, "paragraphs": paragraphs})
     paragraphs = [] if turns else _json_list(event["paragraphs"])
     twin = page["twin"]
     revisions = [

@@ -1,0 +1,456 @@
+"""serve.py and kremlin_archive/datasette/: the archive in Datasette — stable /kremlin URLs,
+metadata, search in Russian and English, facets, canned queries, the transcript page, escaping
+of page text, read-only serving while a crawl writes, and a screenshot through Chromium.
+
+The archive is built from real pages parsed with parse_event (bench/screenshot.py's
+`build_demo_archive`): ru-66419 from ../shared's *reconstructed* Russian page (a real
+en.kremlin.ru template with the legacy record's Russian text poured in — no real Russian event
+page was available) and en-55882, a real en.kremlin.ru page; the fetch rows are made up.
+Datasette's own test client is used (`ds.client`), driven by asyncio.run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import lxml.html
+import pytest
+from click.testing import CliRunner
+from conftest import KREMLIN_HTML, REPO, shared_page
+
+from kremlin_archive import db as dbmod
+from kremlin_archive import serve
+from kremlin_archive.cli import main
+from kremlin_archive.parsing import parse_event
+
+RU_ID, EN_ID = "ru-66419", "en-55882"
+RU_URL = "http://kremlin.ru/events/president/news/66419"
+EN_URL = "http://en.kremlin.ru/events/president/news/55882"
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def _load_demo():
+    spec = importlib.util.spec_from_file_location(
+        "kremlin_screenshot", REPO / "bench" / "screenshot.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _load_demo()
+
+
+def get(ds, path: str, **kwargs):
+    return asyncio.run(ds.client.get(path, **kwargs))
+
+
+def get_json(ds, path: str):
+    response = get(ds, path)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()
+
+
+def ids(rows: list[dict], key: str = "id") -> list[str]:
+    return [row[key] for row in rows]
+
+
+@pytest.fixture(scope="module")
+def archive_path(tmp_path_factory) -> Path:
+    """The demo archive: ru-66419 (one revision) and en-55882, under a file name that is not
+    `kremlin.db`, to show the URL name does not depend on it."""
+    path = tmp_path_factory.mktemp("archive") / "my-copy.sqlite"
+    demo.build_demo_archive(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ds(archive_path):
+    return serve.build_datasette(archive_path)
+
+
+@pytest.fixture(scope="module")
+def ru_66419():
+    """parse_event on the reconstructed Russian page (see the module docstring)."""
+    return parse_event((KREMLIN_HTML / "reconstructed" / "ru_news_66419.html").read_bytes(), RU_URL)
+
+
+# -- serving --------------------------------------------------------------------------------------
+
+
+def test_database_is_served_as_kremlin_whatever_the_file_name(ds):
+    databases = get_json(ds, "/-/databases.json")
+    assert [d["name"] for d in databases] == ["kremlin"]
+    assert get(ds, "/kremlin/events/ru-66419").status_code == 200
+
+
+def test_json_api_lists_events_newest_first(ds):
+    rows = get_json(ds, "/kremlin/events.json?_shape=array")
+    assert ids(rows) == [RU_ID, EN_ID]  # 2021-08-21, then 2017-10-19
+    assert rows[0]["license"] == "CC BY 4.0"
+
+
+def test_serve_refuses_a_missing_archive(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "nothing.db")])
+    assert result.exit_code == 2
+    assert "no archive at" in result.output
+
+
+def test_serve_adds_shape_an_older_archive_lacks(tmp_path):
+    path = tmp_path / "kremlin.db"
+    dbmod.open_db(path).execute("DROP VIEW transcripts")
+    assert serve.missing_shape(path) == ["transcripts"]
+    assert "transcripts" in serve.prepare_database(path)
+    assert serve.missing_shape(path) == []
+
+
+def test_nothing_a_visitor_does_writes(ds, archive_path):
+    metadata = serve.load_metadata()
+    assert not any(q.get("write") for q in metadata["databases"]["kremlin"]["queries"].values())
+    before = sqlite3.connect(archive_path).execute("SELECT count(*) FROM events").fetchone()[0]
+    for sql in ("DELETE FROM events", "UPDATE events SET title = 'x'", "DROP TABLE events"):
+        response = get(ds, "/kremlin.json", params={"sql": sql})
+        assert response.json()["ok"] is False
+    for path in ("/kremlin/search_everything", "/kremlin/events", "/-/logout", "/-/messages"):
+        response = asyncio.run(ds.client.post(path, data={"q": "x"}))
+        assert response.status_code == 405, path
+    assert get(ds, "/kremlin.db").status_code == 403  # no download of a file being written
+    after = sqlite3.connect(archive_path).execute("SELECT count(*) FROM events").fetchone()[0]
+    assert after == before == 2
+
+
+def test_reads_while_a_crawl_writes(tmp_path, ru_66419):
+    """WAL: Datasette reads between and during the writes of another connection."""
+    path = tmp_path / "kremlin.db"
+    demo.build_demo_archive(path)
+    ds = serve.build_datasette(path)
+    assert len(get_json(ds, "/kremlin/events.json?_shape=array")) == 2
+
+    crawl = dbmod.open_db(path)
+    twin = replace(ru_66419, kremlin_id=66420, url=RU_URL.replace("66419", "66420"))
+    with crawl.atomic():  # a write transaction left open while Datasette reads
+        dbmod.save_transcript(crawl, twin)
+        during = get(ds, "/kremlin/events.json?_shape=array")
+        assert during.status_code == 200
+        assert len(during.json()) == 2  # the uncommitted event is not visible yet
+    after = get_json(ds, "/kremlin/events.json?_shape=array&_sort_desc=kremlin_id")
+    assert ids(after)[0] == "ru-66420"
+    hits = get_json(ds, "/kremlin/events.json?_shape=array&_search=Токаев")
+    assert set(ids(hits)) == {RU_ID, "ru-66420"}
+    crawl.close()
+
+
+# -- metadata -------------------------------------------------------------------------------------
+
+
+def test_metadata_describes_every_table_view_and_column():
+    tables = serve.load_metadata()["databases"]["kremlin"]["tables"]
+    for name, spec in dbmod.TABLES.items():
+        assert tables[name]["description"], name
+        assert set(tables[name]["columns"]) == set(spec["columns"]), name
+    for name in dbmod.VIEWS:
+        assert tables[name]["description"], name
+
+
+def test_license_and_attribution_are_on_the_pages(ds):
+    for path in ("/", "/kremlin", "/kremlin/events", "/kremlin/events/ru-66419"):
+        html = get(ds, path).text
+        assert "https://creativecommons.org/licenses/by/4.0/" in html, path
+        assert "http://kremlin.ru/about/copyrights" in html, path
+        assert "CC BY 4.0" in html, path
+
+
+@pytest.mark.parametrize(
+    "table, column", [("events", "published_at"), ("fetches", "id"), ("runs", "started_at")]
+)
+def test_default_sorts_are_newest_first(ds, table, column):
+    data = get_json(ds, f"/kremlin/{table}.json?_shape=objects")
+    assert data["human_description_en"] == f"sorted by {column} descending"
+    values = [row[column] for row in data["rows"]]
+    assert values == sorted(values, reverse=True) and values
+
+
+def test_foreign_keys_show_labels(ds):
+    rows = get_json(ds, "/kremlin/event_tags.json?_shape=array&_labels=on&event_id=ru-66419")
+    assert rows[0]["event_id"]["label"].endswith("Касым-Жомартом Токаевым")
+    names = {row["tag_id"]["label"] for row in rows}
+    assert "Казахстан" in names
+    fetch = get_json(ds, "/kremlin/fetches.json?_shape=array&_labels=on")[0]
+    assert fetch["run_id"]["label"] == "urls"
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["Токаев", "токаев", "ТОКАЕВ"])
+def test_event_search_is_case_insensitive_in_cyrillic(ds, query):
+    rows = get_json(ds, f"/kremlin/events.json?_shape=array&_search={query}")
+    assert ids(rows) == [RU_ID]
+
+
+def test_event_search_finds_a_phrase_of_the_text(ds):
+    rows = get_json(ds, '/kremlin/events.json?_shape=array&_search="сто раз услышать"')
+    assert ids(rows) == [RU_ID]
+    rows = get_json(ds, '/kremlin/events.json?_shape=array&_search="услышать сто раз"')
+    assert rows == []
+
+
+def test_event_search_in_english(ds):
+    rows = get_json(ds, "/kremlin/events.json?_shape=array&_search=Valdai")
+    assert ids(rows) == [EN_ID]
+
+
+def test_search_for_a_word_ending_needs_a_prefix_query(ds):
+    """Russian endings: `Токаевым` is a different token from `Токаев`; a prefix query finds it."""
+    title_word = get_json(ds, "/kremlin/events.json?_shape=array&_search=Токаевым")
+    assert ids(title_word) == [RU_ID]  # the title's own form
+    prefix = get_json(ds, "/kremlin/events.json?_shape=array&_searchmode=raw&_search=Токае*")
+    assert ids(prefix) == [RU_ID]
+
+
+def test_utterance_search_matches_speaker_and_text(ds):
+    rows = get_json(ds, "/kremlin/utterances.json?_shape=array&_search=ТОКАЕВ")
+    assert rows and {row["event_id"] for row in rows} == {RU_ID}
+    assert any("Токаев" in (row["speaker"] or "") for row in rows)
+
+
+def test_tokayev_finds_the_meeting_through_the_english_twin(ds, tmp_path, ru_66419):
+    """The Russian page spells Токаев only; `Tokayev` needs en-66419 in the archive (no real
+    English page of 66419 is in ../shared: this twin is made from the parsed Russian record
+    with an English title) and leads to ru-66419 through twin_id."""
+    assert get_json(ds, "/kremlin/events.json?_shape=array&_search=Tokayev") == []
+    path = tmp_path / "kremlin.db"
+    shutil.copy(ds.databases["kremlin"].path, path)
+    db = dbmod.open_db(path)
+    en_twin = replace(
+        ru_66419,
+        lang="en",
+        url="http://en.kremlin.ru/events/president/news/66419",
+        title="Meeting with President of Kazakhstan Kassym-Jomart Tokayev",
+        twin_url=RU_URL,
+    )
+    dbmod.save_transcript(db, en_twin)
+    db.close()
+    with_twin = serve.build_datasette(path)
+    rows = get_json(with_twin, "/kremlin/search_everything.json?_shape=array&q=Tokayev&lang=")
+    assert {(row["event_id"], row["twin_id"]) for row in rows} == {("en-66419", RU_ID)}
+    page = get(with_twin, "/kremlin/events/ru-66419").text
+    assert 'href="/kremlin/events/en-66419"' in page
+
+
+# -- facets ---------------------------------------------------------------------------------------
+
+
+def facet_values(data: dict, name: str) -> dict:
+    return {r["value"]: r["count"] for r in data["facet_results"][name]["results"]}
+
+
+def test_event_facets_come_back(ds):
+    data = get_json(ds, "/kremlin/events.json")
+    assert facet_values(data, "lang") == {"ru": 1, "en": 1}
+    assert facet_values(data, "year") == {2021: 1, 2017: 1}
+    assert "Москва, Кремль" in facet_values(data, "place")
+    assert facet_values(data, "sections")  # a JSON-array facet
+
+
+def test_speaker_and_tag_facets_come_back(ds):
+    speakers = facet_values(get_json(ds, "/kremlin/utterances.json"), "speaker")
+    assert speakers["В.Путин"] >= 1
+    tags = get_json(ds, "/kremlin/event_tags.json")["facet_results"]["tag_id"]["results"]
+    assert "Казахстан" in {r["label"] for r in tags}
+
+
+# -- canned queries -------------------------------------------------------------------------------
+
+CANNED = {
+    "search_everything": ({"q": "Токаев", "lang": ""}, "event_id", RU_ID),
+    "speaker_said": ({"speaker": "Токаев", "words": "Афганистане"}, "event_id", RU_ID),
+    "events_between": ({"since": "2021-08-21", "until": "2021-08-21", "lang": "ru"}, "id", RU_ID),
+    "most_turns": ({"since": "2017-01-01", "until": "2017-12-31", "lang": "en"}, "id", EN_ID),
+    "changed_since": ({"since": "2026-11-20"}, "event_id", RU_ID),
+}
+
+
+def test_every_canned_query_is_tested():
+    assert set(CANNED) == set(serve.load_metadata()["databases"]["kremlin"]["queries"])
+
+
+@pytest.mark.parametrize("name", sorted(CANNED))
+def test_canned_query_runs_with_parameters(ds, name):
+    params, key, expected = CANNED[name]
+    response = get(ds, f"/kremlin/{name}.json", params={**params, "_shape": "objects"})
+    data = response.json()
+    assert response.status_code == 200 and data["ok"], data.get("error")
+    assert expected in {row[key] for row in data["rows"]}
+    html = get(ds, f"/kremlin/{name}", params=params).text
+    assert "query-error" not in html
+    assert f'href="/kremlin/events/{expected}' in html  # event keys link to the transcript
+
+
+def test_speaker_said_finds_the_speakers_turns_only(ds):
+    rows = get_json(ds, "/kremlin/speaker_said.json?_shape=array&speaker=путин&words=")
+    assert rows and all(row["speaker"] == "В.Путин" for row in rows)
+    rows = get_json(ds, "/kremlin/speaker_said.json?_shape=array&speaker=Putin&words=Valdai")
+    assert {row["event_id"] for row in rows} == {EN_ID}
+
+
+def test_canned_queries_with_empty_parameters_return_nothing_without_error(ds):
+    for name, (params, _key, _expected) in CANNED.items():
+        response = get(ds, f"/kremlin/{name}.json", params=dict.fromkeys(params, ""))
+        assert response.json()["ok"], (name, response.json().get("error"))
+
+
+def test_changed_since_names_the_changed_fields(ds):
+    rows = get_json(ds, "/kremlin/changed_since.json?_shape=array&since=2026-11-01")
+    assert [(r["event_id"], r["revision"]) for r in rows] == [(RU_ID, 1)]
+    assert set(json.loads(rows[0]["changed_fields"])) >= {"paragraphs", "utterances"}
+
+
+# -- the transcript page --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ru_page(ds):
+    response = get(ds, "/kremlin/events/ru-66419")
+    assert response.status_code == 200
+    return lxml.html.fromstring(response.text)
+
+
+def test_transcript_page_shows_the_turns_in_order(ru_page, ru_66419):
+    turns = [
+        (
+            int(div.get("id")[1:]),
+            div.xpath("string(./div[@class='who']/span[@class='name'])") or None,
+            "\n".join(p.text_content() for p in div.xpath("./div[@class='said']/p")),
+        )
+        for div in ru_page.xpath("//section[@class='dialogue']/div")
+    ]
+    assert turns == [(u.seq, u.speaker, u.text) for u in ru_66419.utterances]
+    speakers = [speaker for _, speaker, _ in turns if speaker]
+    assert speakers[:2] == ["В.Путин", "К.-Ж.Токаев"]
+
+
+def test_transcript_page_header(ru_page, ru_66419):
+    assert ru_page.xpath("string(//article//h1)") == ru_66419.title
+    assert ru_page.xpath("string(//time/@datetime)") == "2021-08-21T13:10:00+03:00"
+    assert "21 August 2021, 13:10" in ru_page.xpath("string(//time)")
+    assert ru_page.xpath("string(//span[@class='place'])") == "Москва, Кремль"
+    assert ru_page.xpath("string(//p[@class='lead'])") == ru_66419.lead
+    assert ru_page.xpath("//a[@class='source']/@href") == [RU_URL]
+
+
+def test_transcript_page_links_the_twin_url_when_the_twin_is_not_archived(ru_page, ru_66419):
+    assert ru_66419.twin_url
+    assert ru_page.xpath("//a[@class='twin']/@href") == [ru_66419.twin_url]
+
+
+def test_transcript_page_groups_tags_by_kind_with_catalog_links(ru_page, ru_66419):
+    box = ru_page.xpath("//section[contains(@class, 'tags')]")[0]
+    groups = [h.text_content() for h in box.xpath("./h3")]
+    expected = {"topic": "Topics", "person": "Persons", "geography": "Geography"}
+    assert [expected[k] for k in dict.fromkeys(t.kind for t in ru_66419.tags) if k in expected]
+    assert set(groups) >= {expected[t.kind] for t in ru_66419.tags if t.kind in expected}
+    hrefs = box.xpath(".//a/@href")
+    for tag in ru_66419.tags:
+        assert tag.url in hrefs
+
+
+def test_transcript_page_provenance(ru_page):
+    box = ru_page.xpath("//section[contains(@class, 'provenance')]")[0]
+    facts = {dt.text_content(): dt.getnext().text_content() for dt in box.xpath(".//dt")}
+    assert facts["Fetched"] == "2026-11-20T10:00:05Z (UTC)"
+    assert facts["HTTP status"] == "200"
+    assert facts["WARC file"] == f"kremlin-20261120100000-{demo.RUN_ID}-00001.warc.gz"
+    assert facts["WARC record"].startswith("<urn:uuid:")
+    assert facts["Offset"].startswith("88310")
+    assert facts["Parser"] and facts["Parser"] != "—"
+    assert facts["Origin"] == "crawl"
+    assert facts["All fetches"] == "2 fetches of this page"
+    revisions = [li.text_content() for li in box.xpath(".//ul[@class='revisions']/li")]
+    assert len(revisions) == 1
+    assert "2026-11-20T10:00:05Z" in revisions[0] and "utterances" in revisions[0]
+    license_line = ru_page.xpath("string(//p[@class='license-line'])")
+    assert "President of Russia website" in license_line and "CC BY 4.0" in license_line
+
+
+def test_plain_news_page_shows_its_paragraphs(ds):
+    page = lxml.html.fromstring(get(ds, "/kremlin/events/en-55882").text)
+    assert page.xpath("string(//article//h1)").startswith("Meeting of")
+    assert page.xpath("//section[@class='dialogue']/div") or page.xpath(
+        "//section[@class='body-text']/p"
+    )
+
+
+def test_turns_in_query_results_link_to_the_turn(ds):
+    html = get(ds, "/kremlin/speaker_said", params={"speaker": "Токаев", "words": ""}).text
+    assert 'href="/kremlin/events/ru-66419#u' in html
+
+
+# -- escaping -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile_ds(tmp_path_factory):
+    """en-55882 whose title (in the page's bytes, HTML-escaped as a site would serve it) reads
+    `Valdai <script>alert(1)</script> Club` once parsed."""
+    body = shared_page("en_news_55882.html")
+    assert body.count(b"Valdai International Discussion Club") >= 2
+    body = body.replace(
+        b"Valdai International Discussion Club",
+        b"Valdai &lt;script&gt;alert(1)&lt;/script&gt; Club",
+    )
+    transcript = parse_event(body, EN_URL)
+    assert SCRIPT in transcript.title
+    path = tmp_path_factory.mktemp("hostile") / "kremlin.db"
+    db = dbmod.open_db(path)
+    demo.start_run(db)
+    demo.store_page(
+        db, body, EN_URL, fetched_at="2026-11-20T10:00:00Z", offset=0, transcript=transcript
+    )
+    db.close()
+    return serve.build_datasette(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/kremlin/events/en-55882",
+        "/kremlin/events",
+        "/kremlin/events?_search=Valdai",
+        "/kremlin/utterances",  # the event's title is the label of event_id
+        "/kremlin/transcripts",
+        "/kremlin/search_everything?q=Valdai&lang=",
+        "/kremlin/events_between?since=2017-01-01&until=2017-12-31&lang=",
+        "/kremlin/most_turns?since=&until=&lang=",
+    ],
+)
+def test_page_text_is_escaped_in_every_view(hostile_ds, path):
+    response = get(hostile_ds, path)
+    assert response.status_code == 200
+    assert SCRIPT not in response.text
+    assert ESCAPED_SCRIPT in response.text
+
+
+def test_json_carries_the_title_as_data(hostile_ds):
+    rows = get_json(hostile_ds, "/kremlin/events.json?_shape=array")
+    assert SCRIPT in rows[0]["title"]
+
+
+# -- screenshot -----------------------------------------------------------------------------------
+
+
+def test_screenshot_of_the_transcript_page(archive_path, tmp_path):
+    """Headless Chromium renders the page served by `kremlin-archive serve`. Not skipped: CI
+    installs chromium (apt-get install -y chromium)."""
+    if demo.find_chromium() is None:
+        pytest.fail("chromium is not installed: apt-get update && apt-get install -y chromium")
+    png = demo.screenshot(archive_path, tmp_path / "ru-66419.png")
+    assert demo.png_size(png) == demo.WINDOW
+    assert png.stat().st_size > 50_000  # a page of text, not a blank or error page
