@@ -1,0 +1,248 @@
+"""WARC is the evidence and the database a rebuildable index over it (issue 4): every fetch has
+its record, unchanged refetches are revisits, `reparse` rebuilds the same content, edits become
+revisions, and damaged WARC files are reported and skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import RU_66419_PAGE, RU_66419_URL, SEED_URL, run_cli
+from warcio.archiveiterator import ArchiveIterator
+
+from kremlin_archive import db as dbmod
+
+pytestmark = pytest.mark.slow
+
+WEEK = ("--lang", "en", "--since", "2020-03-16", "--until", "2020-03-20")
+OLD_SENTENCE = (
+    "Надо сказать, что наши сопредельные регионы дают 70 процентов данного товарооборота."
+)
+NEW_SENTENCE = (
+    "Надо сказать, что наши сопредельные регионы дают 75 процентов данного товарооборота."
+)
+
+
+def warc_files(folder) -> list[Path]:
+    return sorted(Path(folder).glob("*.warc.gz"))
+
+
+def folder_size(folder) -> int:
+    return sum(p.stat().st_size for p in warc_files(folder))
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, mirror_dir):
+    """Crawl a week + fetch the seed; then refetch everything with the seed's text edited."""
+    from kremlin_archive.replay import ReplayServer
+
+    home = tmp_path_factory.mktemp("warc-archive")
+    state = {"db": str(home / "kremlin.db"), "warc": str(home / "warc"), "home": home}
+    paths = ("--db", state["db"], "--warc-dir", state["warc"])
+    with ReplayServer(mirror_dir) as replay:
+        replay.put_file(RU_66419_URL, RU_66419_PAGE)
+        for step, args in (("crawl1", ("crawl", *WEEK)), ("fetch1", ("fetch", SEED_URL))):
+            state[step] = run_cli(*args, *paths, proxy=replay.proxy_url)
+        state["size1"] = folder_size(state["warc"])
+        state["files1"] = warc_files(state["warc"])
+        state["snapshot1"] = dbmod.content_snapshot(dbmod.connect(state["db"]))
+        edited = RU_66419_PAGE.read_bytes().replace(
+            OLD_SENTENCE.encode("utf-8"), NEW_SENTENCE.encode("utf-8")
+        )
+        assert edited != RU_66419_PAGE.read_bytes()
+        replay.put(RU_66419_URL, edited)
+        state["crawl2"] = run_cli("crawl", *WEEK, "--refetch", *paths, proxy=replay.proxy_url)
+        state["fetch2"] = run_cli("fetch", SEED_URL, *paths, proxy=replay.proxy_url)
+    for step in ("crawl1", "fetch1", "crawl2", "fetch2"):
+        assert state[step].returncode == 0, f"{step}: {state[step].stderr[-3000:]}"
+    return state
+
+
+def test_every_fetch_has_its_record_at_the_recorded_offset(archive):
+    database = dbmod.connect(archive["db"])
+    rows = list(database.query("SELECT * FROM fetches WHERE status IS NOT NULL"))
+    assert len(rows) > 40
+    for row in rows:
+        path = Path(archive["warc"]) / row["warc_filename"]
+        with open(path, "rb") as fh:
+            fh.seek(row["warc_offset"])
+            record = next(iter(ArchiveIterator(fh)))
+        assert record.rec_type == row["warc_record_type"]
+        assert record.rec_headers.get_header("WARC-Record-ID") == row["warc_record_id"]
+        assert record.rec_headers.get_header("WARC-Target-URI") == row["url"]
+        assert record.rec_headers.get_header("WARC-Payload-Digest") == row["warc_payload_digest"]
+        assert record.http_headers.get_statuscode() == str(row["status"])
+
+
+def test_record_count_matches_fetch_rows(archive):
+    database = dbmod.connect(archive["db"])
+    records = 0
+    for path in warc_files(archive["warc"]):
+        with open(path, "rb") as fh:
+            records += sum(1 for r in ArchiveIterator(fh) if r.rec_type in ("response", "revisit"))
+    assert records == dbmod.count_rows(database, "fetches", "status IS NOT NULL")
+
+
+def test_warcio_index_and_check_accept_every_file(archive):
+    warcio = [sys.executable, "-m", "warcio.cli"]
+    for path in warc_files(archive["warc"]):
+        index = subprocess.run([*warcio, "index", str(path)], capture_output=True, text=True)
+        assert index.returncode == 0, index.stderr
+        assert index.stdout.count("\n") >= 2
+        check = subprocess.run([*warcio, "check", "-v", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_second_crawl_writes_revisits_not_bodies(archive):
+    database = dbmod.connect(archive["db"])
+    runs = [r[0] for r in database.execute("SELECT id FROM runs ORDER BY started_at")]
+    second = runs[2]
+    kinds = dict(
+        database.execute(
+            "SELECT warc_record_type, count(*) FROM fetches WHERE run_id = ? AND status = 200 "
+            "AND kind = 'event' GROUP BY 1",
+            [second],
+        ).fetchall()
+    )
+    assert kinds.get("revisit", 0) > 20
+    assert kinds.get("response", 0) == 0, "every event page of the week was unchanged"
+    first_bytes = archive["size1"]
+    second_bytes = sum(
+        p.stat().st_size for p in warc_files(archive["warc"]) if p not in archive["files1"]
+    )
+    event_bodies = database.execute(
+        "SELECT sum(content_length) FROM fetches WHERE run_id = ? AND kind = 'event'", [second]
+    ).fetchone()[0]
+    # the second crawl's files hold listing pages and headers, not the event pages again
+    assert second_bytes < first_bytes * 0.35, (second_bytes, first_bytes)
+    assert second_bytes < event_bodies * 0.1
+
+
+def test_changed_page_becomes_a_revision(archive):
+    database = dbmod.connect(archive["db"])
+    revisions = list(database.query("SELECT * FROM revisions WHERE event_id = 'ru-66419'"))
+    assert len(revisions) == 1
+    revision = revisions[0]
+    assert OLD_SENTENCE in revision["text"]
+    assert set(json.loads(revision["changed_fields"])) == {"paragraphs", "utterances"}
+    event = database.table("events").get("ru-66419")
+    assert NEW_SENTENCE in event["text"]
+    assert event["revision_count"] == 1
+    assert event["last_changed_at"]
+    assert revision["fetch_id"] != event["fetch_id"]
+    assert revision["superseded_by_fetch_id"] == event["fetch_id"]
+
+
+def test_unchanged_refetch_adds_a_fetch_row_only(archive):
+    database = dbmod.connect(archive["db"])
+    assert database.table("revisions").count == 1
+    en = [r for r in dbmod.content_snapshot(database)["events"] if r[1] == "en"]
+    assert en == [r for r in archive["snapshot1"]["events"] if r[1] == "en"]
+
+
+def test_reparse_into_fresh_database_gives_identical_content(archive, tmp_path):
+    fresh = tmp_path / "fresh.db"
+    result = run_cli("reparse", "--db", str(fresh), "--warc-dir", archive["warc"])
+    assert result.returncode == 0, result.stderr
+    crawled = dbmod.content_snapshot(dbmod.connect(archive["db"]))
+    rebuilt = dbmod.content_snapshot(dbmod.connect(fresh))
+    assert rebuilt == crawled
+    rebuilt_db = dbmod.connect(fresh)
+    # the history was rebuilt too: the seed's old text is a revision again
+    assert OLD_SENTENCE in rebuilt_db.table("revisions").get(1)["text"]
+    assert dbmod.count_rows(rebuilt_db, "fetches") == dbmod.count_rows(
+        dbmod.connect(archive["db"]), "fetches", "status IS NOT NULL"
+    )
+
+
+def test_reparse_of_crawled_database_changes_nothing(archive, tmp_path):
+    copy = tmp_path / "copy.db"
+    source = dbmod.connect(archive["db"])
+    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(archive["db"], copy)
+    before = dbmod.content_snapshot(dbmod.connect(copy))
+    revisions = dbmod.count_rows(dbmod.connect(copy), "revisions")
+    result = run_cli("reparse", "--db", str(copy), "--warc-dir", archive["warc"])
+    assert result.returncode == 0, result.stderr
+    after_db = dbmod.connect(copy)
+    assert dbmod.content_snapshot(after_db) == before
+    assert dbmod.count_rows(after_db, "revisions") == revisions
+
+
+def test_reparse_after_parser_change_records_what_changed(archive, tmp_path, monkeypatch):
+    from kremlin_archive import parsing
+    from kremlin_archive.reparse import reparse
+
+    copy = tmp_path / "copy.db"
+    dbmod.connect(archive["db"]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(archive["db"], copy)
+    original = parsing.parse_event
+
+    def shouting_parser(body, url):
+        transcript = original(body, url)
+        transcript.title = transcript.title.upper()
+        return transcript
+
+    version_before = parsing.PARSER_VERSION
+    monkeypatch.setattr(parsing, "parse_event", shouting_parser)
+    monkeypatch.setattr(parsing, "PARSER_VERSION", "test-upper")
+    database = dbmod.connect(copy)
+    last_revision = database.execute("SELECT max(id) FROM revisions").fetchone()[0]
+    result = reparse(database, archive["warc"])
+    events = dbmod.count_rows(database, "events")
+    assert result.outcomes["changed"] == events
+    rows = list(database.query("SELECT * FROM revisions WHERE id > ?", [last_revision]))
+    assert len(rows) == events
+    for row in rows:
+        assert json.loads(row["changed_fields"]) == ["title"]
+        assert row["parser_version"] == version_before
+        current = database.table("events").get(row["event_id"])
+        assert current["title"] == row["title"].upper() != row["title"]
+        assert current["parser_version"] == "test-upper"
+
+
+def test_damaged_warc_is_reported_and_the_rest_rebuilt(archive, tmp_path):
+    damaged = tmp_path / "warc"
+    shutil.copytree(archive["warc"], damaged)
+    files = warc_files(damaged)
+    # cut the last file in the middle of its last record, and corrupt a byte in the first
+    last = files[-1]
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) - 200])
+    first = files[0]
+    blob = bytearray(first.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    first.write_bytes(bytes(blob))
+    fresh = tmp_path / "fresh.db"
+    result = run_cli("reparse", "--db", str(fresh), "--warc-dir", str(damaged))
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stderr and "damaged" in result.stderr
+    database = dbmod.connect(fresh)
+    errors = list(database.query("SELECT * FROM errors WHERE stage = 'warc'"))
+    assert len(errors) >= 2
+    crawled = dbmod.connect(archive["db"])
+    rebuilt_events = dbmod.count_rows(database, "events")
+    assert 0 < rebuilt_events <= dbmod.count_rows(crawled, "events")
+    assert rebuilt_events >= dbmod.count_rows(crawled, "events") - 2
+
+
+def test_seed_history_is_readable_in_datasette(archive):
+    from datasette.app import Datasette
+
+    async def get():
+        ds = Datasette([archive["db"]])
+        name = ds.get_database().name
+        return await ds.client.get(
+            f"/{name}/revisions.json", params={"event_id": "ru-66419", "_shape": "objects"}
+        )
+
+    response = asyncio.run(get())
+    assert response.status_code == 200
+    rows = response.json()["rows"]
+    assert len(rows) == 1
+    assert OLD_SENTENCE in rows[0]["text"]
