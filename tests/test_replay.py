@@ -777,6 +777,43 @@ def test_proxy_url_names_the_loopback_port(replay):
     assert replay.proxy_url.endswith(f":{replay.port}")
 
 
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_loopback(mirror_dir):
+    with ReplayServer(mirror_dir, host="::1") as server:
+        assert re.fullmatch(r"http://\[::1\]:\d+", server.proxy_url)
+        conn = http.client.HTTPConnection("::1", server.port, timeout=10)
+        conn.request("GET", ROBOTS)
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_many_clients_at_once(replay, mirror_dir):
+    """A crawler opens many connections together; none waits on a full listen backlog."""
+    page = captured(mirror_dir, "events/president/news/63017.html")
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch(replay, EVENT)[2] == page))
+        for _ in range(40)
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [True] * 40
+    assert time.monotonic() - started < 0.9  # a dropped SYN would cost a 1 s retransmit
+    assert replay.count() == 40
+
+
 def test_proxy_url_needs_a_started_server(mirror_dir):
     with pytest.raises(RuntimeError):
         _ = ReplayServer(mirror_dir).proxy_url
