@@ -30,13 +30,12 @@ MAX_URL_LENGTH = 2048
 _TRANSCRIPT_SUBLISTS = "speeches|statements|news-conferences|press-statements|messages"
 # Path forms of one event page. The id is the only group captured.
 _EVENT_PATH = re.compile(
-    r"""^/(?:
-        events/president/(?:news|transcripts(?:/(?:%s))?)/(?:copy/)?(?P<id>\d{1,9})
-            (?:/(?:print|photos|videos))?(?:\.html)?
-      | d/(?P<short>\d{1,9})
-    )/?$"""
-    % _TRANSCRIPT_SUBLISTS,
-    re.VERBOSE | re.ASCII,  # ASCII: `\d` would also take Arabic-Indic or fullwidth digits
+    r"^/(?:"
+    r"events/president/(?:news|transcripts(?:/(?:" + _TRANSCRIPT_SUBLISTS + r"))?)"
+    r"/(?:copy/)?(?P<id>\d{1,9})(?:/(?:print|photos|videos))?(?:\.html)?"
+    r"|d/(?P<short>\d{1,9})"
+    r")/?$",
+    re.ASCII,  # ASCII: `\d` would also take Arabic-Indic or fullwidth digits
 )
 
 
@@ -65,7 +64,9 @@ def parse_event_url(url: object) -> EventURL:
     if not url:
         raise ValueError("not a kremlin.ru event URL: empty string")
     if len(url) > MAX_URL_LENGTH:
-        raise ValueError(f"not a kremlin.ru event URL (longer than {MAX_URL_LENGTH}): {url[:80]!r}…")
+        raise ValueError(
+            f"not a kremlin.ru event URL (longer than {MAX_URL_LENGTH}): {url[:80]!r}…"
+        )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise ValueError(f"not a kremlin.ru event URL (control characters): {raw!r}")
     if "://" not in url and re.match(r"^(?:www\.|en\.)?kremlin\.ru/", url, re.IGNORECASE):
@@ -76,7 +77,9 @@ def parse_event_url(url: object) -> EventURL:
     except ValueError:
         raise ValueError(f"not a kremlin.ru event URL (malformed): {raw!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"not a kremlin.ru event URL (scheme {parts.scheme or 'missing'!r}): {raw!r}")
+        raise ValueError(
+            f"not a kremlin.ru event URL (scheme {parts.scheme or 'missing'!r}): {raw!r}"
+        )
     if parts.username or parts.password:
         raise ValueError(f"not a kremlin.ru event URL (credentials in URL): {raw!r}")
     if port not in (None, 80, 443):
