@@ -9,6 +9,8 @@ are untouched.
   `db.event_page` through Datasette's read-only connection.
 - `render_cell` links event keys (`ru-66419`) in query results and views to the transcript page
   (to the turn, when the row has a `seq`).
+- `register_facet_classes` adds `array_values`, Datasette's JSON-array facet made cheap enough
+  for the whole archive (used for `events.sections`).
 - `prepare_connection` lets a read wait briefly instead of failing while a crawl checkpoints.
 - `asgi_wrapper` refuses every method but GET/HEAD/OPTIONS with 405: nothing a visitor sends
   can write (Datasette itself opens the file `mode=ro` as well).
@@ -26,7 +28,8 @@ import re
 from urllib.parse import urlencode
 
 from datasette import hookimpl
-from datasette.utils import tilde_encode, urlsafe_components
+from datasette.facets import ArrayFacet
+from datasette.utils import escape_sqlite, tilde_encode, urlsafe_components
 from markupsafe import Markup
 from sqlite_utils import Database
 
@@ -46,6 +49,33 @@ READ_BUSY_TIMEOUT_MS = 2000
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # Speaker colours cycle through this many CSS classes (spk-0 … spk-5) in order of appearance.
 SPEAKER_CLASSES = 6
+
+
+class ArrayValuesFacet(ArrayFacet):
+    """Datasette's JSON-array facet (metadata `{"array_values": column}`), counting each row
+    once per value by the row's key. The stock facet deduplicates on whole rows, comparing every
+    column — the full text of every event: 450 ms on the 6,656 events of the 2020 mirror, so it
+    would always time out on a full archive; this one reads only the key and the column."""
+
+    type = "array_values"
+
+    async def facet_results(self):
+        columns = [c["config"].get("column") or c["config"]["simple"] for c in self.get_configs()]
+        if not columns or self.database != DATABASE_NAME:
+            return [], []
+        pks = await self.ds.get_database(self.database).primary_keys(self.table) or ["rowid"]
+        keys = ", ".join(escape_sqlite(c) for c in [*pks, *columns])
+        full = self.sql
+        self.sql = f"select {keys} from ({full})"
+        try:
+            return await super().facet_results()
+        finally:
+            self.sql = full
+
+
+@hookimpl
+def register_facet_classes():
+    return [ArrayValuesFacet]
 
 
 @hookimpl
