@@ -106,11 +106,24 @@ def run_spider(
         f"errors {stats.get('kremlin/errors', 0)}"
     )
     click.echo(summary, err=True)
+    # Monitoring without another tool: every run is a row of the `runs` table.
+    click.echo(
+        f"kremlin-archive: history: sqlite3 {db_path} "
+        '"SELECT id, status, started_at, finished_at, events_new, events_changed, errors '
+        'FROM runs ORDER BY started_at DESC LIMIT 5"',
+        err=True,
+    )
     if stats.get("kremlin/blocked") or reason == "blocked":
         click.echo("kremlin-archive: stopped: the site keeps refusing requests (blocked)", err=True)
         return EXIT_BLOCKED
     if reason == "finished":
         return EXIT_OK
+    if reason == "shutdown":
+        click.echo(
+            "kremlin-archive: interrupted; run the same command again to resume "
+            "(stored events are not fetched again)",
+            err=True,
+        )
     return EXIT_FAILURE
 
 
@@ -165,14 +178,23 @@ def crawl(lang, since, until, refetch, db_path, warc_dir, overrides):
     type=click.IntRange(min=0),
     default=7,
     show_default=True,
-    help="Re-fetch events published in the last N days to catch edits.",
+    help="Re-fetch events published in the N days up to the newest publication date the "
+    "feed shows (not the wall clock), conditionally, to catch edits; 0: none.",
+)
+@click.option(
+    "--missing-days",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Do not ask again for a listed event that answered 404 within the last N days.",
 )
 @db_option
 @warc_option
 @settings_option
-def refresh(lang, recheck_days, db_path, warc_dir, overrides):
-    """Fetch only what is new or changed: the feed, listings until a page brings nothing new,
-    and the events of the last N days (conditional requests).
+def refresh(lang, recheck_days, missing_days, db_path, warc_dir, overrides):
+    """Fetch only what is new or changed: the feed, listings from the newest until a page lists
+    nothing new (one page of overlap), and the events published in the last N days
+    (conditional requests; a 304 or an identical page only adds a fetch row).
 
     Example (cron): kremlin-archive refresh --lang both --recheck-days 7
     """
@@ -186,6 +208,7 @@ def refresh(lang, recheck_days, db_path, warc_dir, overrides):
             lang=lang,
             mode="refresh",
             recheck_days=str(recheck_days),
+            missing_days=str(missing_days),
         )
     )
 

@@ -813,3 +813,29 @@ def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
             )
         ),
     }
+
+
+# -- incremental refresh (added for issue 5: the kremlin spider's refresh mode reads these) ---
+
+
+def newest_published_day(db: Database, lang: str) -> str | None:
+    """The newest publication day (YYYY-MM-DD, Moscow local date) of `lang` in the archive."""
+    row = db.execute(
+        "SELECT max(substr(published_at, 1, 10)) FROM events WHERE lang = ?", [lang]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def recently_missing_events(db: Database, lang: str, since: str) -> set[int]:
+    """kremlin_ids of `lang` that are not in `events` and whose latest event fetch answered
+    404 at or after `since` (UTC ISO 8601, as in `fetches.fetched_at`)."""
+    rows = db.execute(
+        "SELECT f.event_id FROM fetches f JOIN ("
+        "  SELECT event_id, max(id) AS id FROM fetches"
+        "  WHERE kind = 'event' AND event_id LIKE ? AND status IS NOT NULL GROUP BY event_id"
+        ") latest ON latest.id = f.id "
+        "WHERE f.status = 404 AND f.fetched_at >= ? "
+        "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id)",
+        [f"{lang}-%", since],
+    )
+    return {int(r[0].split("-", 1)[1]) for r in rows}

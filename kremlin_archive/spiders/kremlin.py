@@ -1,22 +1,38 @@
 """`kremlin`: walk the news listings of kremlin.ru and/or en.kremlin.ru and follow every event.
 
     scrapy crawl kremlin -a lang=en -a since=2020-03-01 -a until=2020-03-31
-    scrapy crawl kremlin -a mode=refresh -a recheck_days=7
+    scrapy crawl kremlin -a mode=refresh -a recheck_days=7 -a missing_days=7
 
 Full mode (default) walks newest to oldest, entering at `by-date/DD.MM.YYYY` for `until` (the
 site's stable entry point: `page/N` shifts as news arrives) and stopping after the first
 listing page that reaches items older than `since`. Events already in the archive are not
-fetched again unless `-a refetch=1` — so an interrupted backfill resumes where it stopped: the
-next run re-reads listing pages (one request per 20 events) and fetches only what is missing.
+fetched again unless `-a refetch=1` — so an interrupted backfill (Ctrl-C, SIGTERM, even
+SIGKILL) resumes where it stopped: the archive itself is the frontier. The next run re-reads
+the listing pages (one request per 20 events; they cannot be skipped safely, because `page/N`
+shifts as news arrives and only a listing says which events exist) and fetches only the events
+that are not stored yet. Listed events that answered 404 are asked for again by a full crawl.
 
 A listing page that cannot be fetched (the capture is partial; the live site has gaps) is
 recorded and the walk re-enters through the by-date page of the oldest day seen so far, going
 back a day at a time, so that one hole does not end a backfill.
 
-Refresh mode reads the Atom feed, then listing pages from the newest, and stops after the first
-listing page that yields nothing new or changed (one page of overlap); it also re-checks the
-events published in the last `recheck_days` days (conditional requests where the previous
-fetch had validators) to catch edits.
+Refresh mode reads the Atom feed first, then listing pages from the newest, and stops after
+the first listing page that lists nothing new or changed (one page of overlap). "New" is an
+event not in the archive; "changed" one whose listed title differs from the stored title. It
+also re-checks the events published in the last `recheck_days` days to catch edits, with
+conditional requests (If-None-Match / If-Modified-Since) where the previous fetch had an ETag or
+Last-Modified; a 304 or an identical payload adds a fetch row (and a WARC record) and nothing else.
+
+* The recheck window ends at the site's newest publication date, not at the wall clock: the
+  newest entry of the feed (or, when the feed cannot be read, the newest event of this language
+  in the archive), never later than today in Moscow. On the live site that is today; on a
+  replayed capture (the 2020 mirror) it is the capture's last day, so the window still holds
+  the capture's last N days instead of nothing. The window is the N calendar days ending on
+  that date (N = 0: no rechecks).
+* An event whose latest fetch answered 404 less than `missing_days` days ago (our own UTC clock:
+  it is about when we asked) is "known missing": refresh neither asks for it again nor counts it
+  as new, so a listed page that the site (or a capture) lacks does not cost a request per run
+  nor keep the walk going. After `missing_days` it is tried again once.
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ class KremlinSpider(EventSpider):
         until: str | None = None,
         mode: str = "full",
         recheck_days: str | int = 7,
+        missing_days: str | int = 7,
         refetch: str | bool = False,
         *args,
         **kwargs,
@@ -65,9 +82,16 @@ class KremlinSpider(EventSpider):
             self.recheck_days = int(recheck_days)
         except ValueError:
             raise ValueError(f"-a recheck_days={recheck_days!r}: expected a number") from None
+        try:
+            self.missing_days = int(missing_days)
+        except ValueError:
+            raise ValueError(f"-a missing_days={missing_days!r}: expected a number") from None
         self.refetch = parse_flag(refetch)
+        # Ids considered / requested in this run (each event is requested at most once per run).
         self._seen: dict[str, set[int]] = {lang: set() for lang in self.langs}
+        self._requested: dict[str, set[int]] = {lang: set() for lang in self.langs}
         self._known: dict[str, dict[int, str]] = {}
+        self._missing: dict[str, set[int]] = {}
         self._visited_pages: set[tuple[str, int]] = set()
 
     # -- archive state (read through db.py) -------------------------------------------------
@@ -81,20 +105,32 @@ class KremlinSpider(EventSpider):
             )
         return self._known[lang]
 
+    def known_missing(self, lang: str) -> set[int]:
+        """Events of `lang` whose latest fetch answered 404 within `missing_days` (refresh only)."""
+        if lang not in self._missing:
+            archive = self.archive
+            if self.mode != "refresh" or self.missing_days <= 0 or not (archive and archive.db):
+                self._missing[lang] = set()
+            else:
+                cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.missing_days)
+                self._missing[lang] = dbmod.recently_missing_events(
+                    archive.db, lang, cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
+                )
+        return self._missing[lang]
+
     # -- start -------------------------------------------------------------------------------
 
     async def start(self):
         for lang in self.langs:
             if self.mode == "refresh":
+                # The feed first: its newest entry anchors the recheck window, and the rechecks
+                # and listing page 1 follow from parse_feed (or feed_failed).
                 yield scrapy.Request(
                     urls.feed_url(lang),
                     callback=self.parse_feed,
-                    errback=self.listing_failed,
+                    errback=self.feed_failed,
                     meta={"kremlin_kind": "feed", "kremlin_lang": lang},
                 )
-                for request in self.recheck_requests(lang):
-                    yield request
-                yield self.listing_request(lang, urls.listing_url(lang, 1))
             elif self.until_day:
                 yield self.listing_request(lang, urls.by_date_url(lang, self.until_day))
             else:
@@ -113,19 +149,41 @@ class KremlinSpider(EventSpider):
             },
         )
 
-    def recheck_requests(self, lang: str):
-        """Events published in the recheck window, re-requested to catch edits."""
+    def recheck_anchor(self, lang: str, feed_day: dt.date | None) -> dt.date | None:
+        """The last day of the recheck window: the feed's newest day, else the archive's newest
+        publication day of `lang`; never after today in Moscow (see the module docstring)."""
+        anchor = feed_day
         archive = self.archive
-        if not archive or not archive.db or self.recheck_days <= 0:
+        if anchor is None and archive and archive.db:
+            newest = dbmod.newest_published_day(archive.db, lang)
+            anchor = dt.date.fromisoformat(newest) if newest else None
+        if anchor is None:
+            return None
+        return min(anchor, dt.datetime.now(MOSCOW).date())
+
+    def recheck_requests(self, lang: str, anchor: dt.date | None):
+        """Events published in the `recheck_days` days ending on `anchor`, re-requested
+        (conditionally) to catch edits."""
+        archive = self.archive
+        if not archive or not archive.db or self.recheck_days <= 0 or anchor is None:
             return
-        today = dt.datetime.now(MOSCOW).date()
-        since = (today - dt.timedelta(days=self.recheck_days)).isoformat()
+        since = (anchor - dt.timedelta(days=self.recheck_days - 1)).isoformat()
+        self.crawler.stats.set_value(f"kremlin/recheck/{lang}/since", since)
+        self.crawler.stats.set_value(f"kremlin/recheck/{lang}/until", anchor.isoformat())
+        self.logger.info("refresh %s: rechecking events published %s..%s", lang, since, anchor)
         for kremlin_id, _url in dbmod.events_published_since(archive.db, lang, since):
-            self._seen[lang].add(kremlin_id)
+            if kremlin_id in self._requested[lang]:
+                continue
+            self._requested[lang].add(kremlin_id)
             self.crawler.stats.inc_value("kremlin/events/rechecked")
             yield self.event_request(
                 urls.EventURL(lang, kremlin_id, urls.event_url(lang, kremlin_id)), conditional=True
             )
+
+    def after_feed(self, lang: str, feed_day: dt.date | None):
+        """Refresh, once the feed is read (or failed): rechecks, then listing page 1."""
+        yield from self.recheck_requests(lang, self.recheck_anchor(lang, feed_day))
+        yield self.listing_request(lang, urls.listing_url(lang, 1))
 
     # -- feed and listings -----------------------------------------------------------------
 
@@ -135,13 +193,22 @@ class KremlinSpider(EventSpider):
             entries = parsing.parse_feed(response.body, response.url)
         except parsing.ParseError as exc:
             yield self.parse_failure(response, exc)
+            yield from self.after_feed(lang, None)
             return
+        # The feed's date part is Moscow local time (only its offset label is wrong, SITE.md §5).
+        days = [dt.date.fromisoformat(e.published[:10]) for e in entries if e.published[:10]]
+        yield from self.after_feed(lang, max(days) if days else None)
         for entry in entries:
             if entry.kremlin_id is None:
                 continue
-            request = self.maybe_request(lang, entry.kremlin_id, entry.title)
+            _wanted, request = self.consider(lang, entry.kremlin_id, entry.title)
             if request is not None:
                 yield request
+
+    def feed_failed(self, failure):
+        """The feed could not be fetched: record it and go on with the listings."""
+        yield failure_error(failure, failure.request.url)
+        yield from self.after_feed(failure.request.meta["kremlin_lang"], None)
 
     def parse_listing(self, response):
         lang = response.meta["kremlin_lang"]
@@ -175,31 +242,43 @@ class KremlinSpider(EventSpider):
                 reached_since = True
                 continue
             self.crawler.stats.inc_value("kremlin/events/listed")
-            request = self.maybe_request(lang, item.kremlin_id, item.title)
+            wanted, request = self.consider(lang, item.kremlin_id, item.title)
+            # New or changed counts even if the feed already asked for it: a page full of
+            # the feed's new events must not end the walk.
+            fresh += wanted
             if request is not None:
-                fresh += 1
                 yield request
         if reached_since or not listing.items:
             return
         if self.mode == "refresh" and fresh == 0:
-            self.logger.info("refresh: %s yielded nothing new, stopping the walk", response.url)
+            self.logger.info("refresh: %s lists nothing new, stopping the walk", response.url)
             return
         if listing.older_url:
             yield self.listing_request(lang, listing.older_url, fallback_day=oldest)
 
-    def maybe_request(self, lang: str, kremlin_id: int, title: str | None):
-        """A request for an event unless it was requested already in this run, or (without
-        refetch) it is in the archive — in refresh mode, unless its listed title changed."""
-        if kremlin_id in self._seen[lang]:
-            return None
-        self._seen[lang].add(kremlin_id)
+    def consider(self, lang: str, kremlin_id: int, title: str | None):
+        """(wanted, request) for a listed event. Wanted: not in the archive (in refresh mode,
+        not known missing either), its listed title differs from the stored one (refresh), or
+        -a refetch=1. The request is None when the event is not wanted or was requested
+        already in this run."""
         known = self.known(lang)
-        retitled = self.mode == "refresh" and title and title.strip() != known.get(kremlin_id)
-        if kremlin_id in known and not self.refetch and not retitled:
-            self.crawler.stats.inc_value("kremlin/events/skipped_known")
-            return None
+        if kremlin_id in known:
+            retitled = self.mode == "refresh" and bool(title) and title.strip() != known[kremlin_id]
+            wanted = self.refetch or retitled
+        else:
+            wanted = self.refetch or kremlin_id not in self.known_missing(lang)
+        first_sight = kremlin_id not in self._seen[lang]
+        self._seen[lang].add(kremlin_id)
+        if not wanted:
+            if first_sight and kremlin_id not in self._requested[lang]:
+                key = "skipped_known" if kremlin_id in known else "skipped_missing"
+                self.crawler.stats.inc_value(f"kremlin/events/{key}")
+            return False, None
+        if kremlin_id in self._requested[lang]:
+            return True, None
+        self._requested[lang].add(kremlin_id)
         ref = urls.EventURL(lang, kremlin_id, urls.event_url(lang, kremlin_id))
-        return self.event_request(ref, conditional=kremlin_id in known)
+        return True, self.event_request(ref, conditional=kremlin_id in known)
 
     def listing_failed(self, failure):
         request = failure.request
