@@ -56,7 +56,6 @@ def missing_shape(path: str | Path) -> list[str]:
         *archive_db.TABLES,
         *archive_db.VIEWS,
         *(f"{name}_fts" for name in archive_db.FTS),
-        *(f"{name}_trigram" for name in getattr(archive_db, "TRIGRAM", {})),
     ]
     return [name for name in wanted if name not in present]
 
