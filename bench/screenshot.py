@@ -165,15 +165,21 @@ def screenshot(db_path: Path, png: Path, page: str = "/kremlin/events/ru-66419")
     port = free_port()
     cli = Path(sys.executable).with_name("kremlin-archive")
     command = [str(cli)] if cli.exists() else [sys.executable, "-m", "kremlin_archive.cli"]
-    server = subprocess.Popen(
-        [*command, "serve", "--db", str(db_path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}{page}"
-        wait_for(url, server)
-        with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = open(Path(tmp) / "serve.log", "w+b")  # noqa: SIM115 (closed below)
+        server = subprocess.Popen(
+            [*command, "serve", "--db", str(db_path), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}{page}"
+            try:
+                wait_for(url, server)
+            except (RuntimeError, TimeoutError) as exc:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+                raise RuntimeError(f"{exc}; its output:\n{output}") from exc
             subprocess.run(
                 [
                     chromium,
@@ -185,7 +191,7 @@ def screenshot(db_path: Path, png: Path, page: str = "/kremlin/events/ru-66419")
                     "--disable-sync",
                     "--no-first-run",
                     "--hide-scrollbars",
-                    f"--user-data-dir={profile}",
+                    f"--user-data-dir={Path(tmp) / 'profile'}",
                     f"--screenshot={png}",
                     f"--window-size={WINDOW[0]},{WINDOW[1]}",
                     url,
@@ -195,13 +201,14 @@ def screenshot(db_path: Path, png: Path, page: str = "/kremlin/events/ru-66419")
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
     return png
 
 
