@@ -29,6 +29,10 @@ Last-Modified; a 304 or an identical payload adds a fetch row (and a WARC record
   replayed capture (the 2020 mirror) it is the capture's last day, so the window still holds
   the capture's last N days instead of nothing. The window is the N calendar days ending on
   that date (N = 0: no rechecks).
+* Refresh does not backfill: an event not in the archive is new only if it is dated no earlier
+  than `recheck_days` days before the archive's newest publication day at the start of the run
+  (on an empty archive: before the feed's newest day), so late listings are caught while the
+  older events that page 2 shifts into view stay for `crawl --since` (which is resumable).
 * An event whose latest fetch answered 404 less than `missing_days` days ago (our own UTC clock:
   it is about when we asked) is "known missing": refresh neither asks for it again nor counts it
   as new, so a listed page that the site (or a capture) lacks does not cost a request per run
@@ -92,6 +96,7 @@ class KremlinSpider(EventSpider):
         self._requested: dict[str, set[int]] = {lang: set() for lang in self.langs}
         self._known: dict[str, dict[int, str]] = {}
         self._missing: dict[str, set[int]] = {}
+        self._floor: dict[str, dt.date | None] = {}
         self._visited_pages: set[tuple[str, int]] = set()
 
     # -- archive state (read through db.py) -------------------------------------------------
@@ -181,7 +186,14 @@ class KremlinSpider(EventSpider):
             )
 
     def after_feed(self, lang: str, feed_day: dt.date | None):
-        """Refresh, once the feed is read (or failed): rechecks, then listing page 1."""
+        """Refresh, once the feed is read (or failed): the walk's floor, rechecks, then
+        listing page 1."""
+        archive = self.archive
+        newest = dbmod.newest_published_day(archive.db, lang) if archive and archive.db else None
+        base = dt.date.fromisoformat(newest) if newest else feed_day
+        floor = base - dt.timedelta(days=max(self.recheck_days, 0)) if base else None
+        self._floor[lang] = floor
+        self.crawler.stats.set_value(f"kremlin/refresh/{lang}/floor", str(floor))
         yield from self.recheck_requests(lang, self.recheck_anchor(lang, feed_day))
         yield self.listing_request(lang, urls.listing_url(lang, 1))
 
@@ -196,12 +208,13 @@ class KremlinSpider(EventSpider):
             yield from self.after_feed(lang, None)
             return
         # The feed's date part is Moscow local time (only its offset label is wrong, SITE.md §5).
-        days = [dt.date.fromisoformat(e.published[:10]) for e in entries if e.published[:10]]
+        days = [d for d in (parsing_day(e.published) for e in entries) if d]
         yield from self.after_feed(lang, max(days) if days else None)
         for entry in entries:
             if entry.kremlin_id is None:
                 continue
-            _wanted, request = self.consider(lang, entry.kremlin_id, entry.title)
+            day = parsing_day(entry.published)
+            _wanted, request = self.consider(lang, entry.kremlin_id, entry.title, day)
             if request is not None:
                 yield request
 
@@ -242,7 +255,7 @@ class KremlinSpider(EventSpider):
                 reached_since = True
                 continue
             self.crawler.stats.inc_value("kremlin/events/listed")
-            wanted, request = self.consider(lang, item.kremlin_id, item.title)
+            wanted, request = self.consider(lang, item.kremlin_id, item.title, day)
             # New or changed counts even if the feed already asked for it: a page full of
             # the feed's new events must not end the walk.
             fresh += wanted
@@ -256,23 +269,27 @@ class KremlinSpider(EventSpider):
         if listing.older_url:
             yield self.listing_request(lang, listing.older_url, fallback_day=oldest)
 
-    def consider(self, lang: str, kremlin_id: int, title: str | None):
-        """(wanted, request) for a listed event. Wanted: not in the archive (in refresh mode,
-        not known missing either), its listed title differs from the stored one (refresh), or
-        -a refetch=1. The request is None when the event is not wanted or was requested
-        already in this run."""
+    def consider(self, lang: str, kremlin_id: int, title: str | None, day: dt.date | None):
+        """(wanted, request) for a listed event published on `day`. Wanted: not in the archive
+        (in refresh mode: not known missing either, and not older than the walk's floor), its
+        listed title differs from the stored one (refresh), or -a refetch=1. The request is
+        None when the event is not wanted or was requested already in this run."""
         known = self.known(lang)
+        skipped = "skipped_known"
         if kremlin_id in known:
             retitled = self.mode == "refresh" and bool(title) and title.strip() != known[kremlin_id]
             wanted = self.refetch or retitled
+        elif self.mode == "refresh" and kremlin_id in self.known_missing(lang):
+            wanted, skipped = self.refetch, "skipped_missing"
+        elif self.mode == "refresh" and day and (floor := self._floor.get(lang)) and day < floor:
+            wanted, skipped = self.refetch, "before_floor"
         else:
-            wanted = self.refetch or kremlin_id not in self.known_missing(lang)
+            wanted = True
         first_sight = kremlin_id not in self._seen[lang]
         self._seen[lang].add(kremlin_id)
         if not wanted:
             if first_sight and kremlin_id not in self._requested[lang]:
-                key = "skipped_known" if kremlin_id in known else "skipped_missing"
-                self.crawler.stats.inc_value(f"kremlin/events/{key}")
+                self.crawler.stats.inc_value(f"kremlin/events/{skipped}")
             return False, None
         if kremlin_id in self._requested[lang]:
             return True, None
@@ -308,3 +325,11 @@ class KremlinSpider(EventSpider):
             status=response.status,
             fetch_id=response.meta.get("kremlin_fetch", {}).get("id"),
         )
+
+
+def parsing_day(stamp: str | None) -> dt.date | None:
+    """The date part of an ISO 8601 stamp (Moscow local date on this site), or None."""
+    try:
+        return dt.date.fromisoformat((stamp or "")[:10])
+    except ValueError:
+        return None
