@@ -4,10 +4,18 @@ that keeps one run at a time on a database.
 
 Opened on `spider_opened`, closed on `spider_closed`, where the run row gets its status
 (finished | blocked | interrupted | failed) and its counts from the crawl stats.
+
+Nothing that goes wrong stays in the log only: a callback that raises (`spider_error`) or a
+pipeline that raises (`item_error`) becomes an `errors` row, a partial WARC record left by a
+killed run and repaired on open becomes an `errors` row (stage 'warc'), and `stop()` ends a run
+cleanly (e.g. 'blocked') with its reason recorded. The counts add up: every requested event is
+new, changed, unchanged, not modified, failed, or -- when the run stopped before answering it --
+`events_unfinished`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
@@ -17,6 +25,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import deferred_from_coro
 
 from . import db as dbmod
 
@@ -84,8 +93,13 @@ class ArchiveRun:
             self.lock = RunLock(self.db_path).acquire()
         self.db = None
         self.warc = None
+        self.stopping: str | None = None  # the reason, once stop() was called
+        self._stopped = asyncio.Event()
+        self._closing = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(self.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(self.item_error, signal=signals.item_error)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -118,6 +132,15 @@ class ArchiveRun:
                 max_file_size=self.crawler.settings.getint("KREMLIN_WARC_MAX_SIZE"),
             )
             self.warc.open()
+            for name, removed in sorted(self.warc.repaired.items()):
+                # A run killed while writing left half a record: cut off (bytes kept aside).
+                self.crawler.stats.inc_value("kremlin/warc/repaired_bytes", removed)
+                self.record_error(
+                    url=None,
+                    stage="warc",
+                    reason=f"repaired {name}: removed {removed} bytes of a partial record at "
+                    f"its end (left by an interrupted run; kept as {name}.removed-tail-*)",
+                )
         self.crawler.stats.set_value("kremlin/run_id", self.run_id)
         logger.info("run %s: database %s, WARC %s", self.run_id, self.db_path, self.warc_dir)
 
@@ -127,6 +150,15 @@ class ArchiveRun:
                 self.warc.close()
             if self.db is not None:
                 counts = self.counts()
+                if counts["events_unfinished"] and reason == "finished":
+                    # A finished run answers every request it made; if not, say so.
+                    self.record_error(
+                        url=None,
+                        stage="fetch",
+                        reason=f"{counts['events_unfinished']} requested event page(s) were "
+                        "neither stored nor recorded as failed (dropped by the scheduler?)",
+                    )
+                    counts = self.counts()
                 status = STATUS_BY_REASON.get(
                     reason, "failed" if reason != "finished" else "finished"
                 )
@@ -156,12 +188,74 @@ class ArchiveRun:
             "errors": stats.get("kremlin/errors", 0),
             "fetches": stats.get("kremlin/fetches", 0),
         }
+        answered = sum(
+            counts[f"events_{outcome}"]
+            for outcome in ("new", "changed", "unchanged", "not_modified", "failed")
+        )
+        # Requested but never answered: the run stopped (blocked, killed, Ctrl-C) first.
+        counts["events_unfinished"] = max(0, counts["events_requested"] - answered)
         for key, value in stats.items():
             if key.startswith(
                 ("kremlin/errors/", "kremlin/field/", "downloader/response_status_count/")
             ):
                 counts[key.removeprefix("kremlin/").removeprefix("downloader/")] = value
         return counts
+
+    def stop(self, reason: str, message: str, *, url=None, status=None, fetch_id=None) -> None:
+        """End the crawl cleanly as `reason` (e.g. 'blocked' -> runs.status 'blocked', exit
+        code 3), once; `message` goes into `errors` (stage 'fetch') and the log.
+
+        The close is scheduled, not awaited: the caller is typically a downloader middleware
+        handling a response, and closing waits for every request in progress -- that one
+        included. Retries stop and backoff waits end early (`wait`)."""
+        if self.stopping:
+            return
+        self.stopping = reason
+        self._stopped.set()
+        self.crawler.stats.set_value(f"kremlin/{reason}", True)
+        self.record_error(
+            url=url, stage="fetch", reason=f"{reason}: {message}", status=status, fetch_id=fetch_id
+        )
+        logger.error("stopping the run (%s): %s", reason, message)
+        engine = self.crawler.engine
+        if engine is not None and engine.spider is not None:
+            self._closing = deferred_from_coro(engine.close_spider_async(reason=reason))
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; False if the run started stopping meanwhile (or had)."""
+        if self.stopping:
+            return False
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    def spider_error(self, failure, response, spider) -> None:
+        """A callback raised instead of yielding a CrawlError: record the page anyway."""
+        meta = getattr(response, "meta", None) or {}
+        if meta.get("kremlin_kind") == "event":
+            self.crawler.stats.inc_value("kremlin/events/failed")
+        self.record_error(
+            url=meta.get("kremlin_source_url") or getattr(response, "url", None),
+            stage="parse",
+            reason=f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:500],
+            status=getattr(response, "status", None),
+            fetch_id=meta.get("kremlin_fetch", {}).get("id"),
+        )
+
+    def item_error(self, item, response, spider, failure) -> None:
+        """A pipeline raised (other than DropItem): record the item's URL and why."""
+        from .items import Transcript
+
+        if isinstance(item, Transcript):
+            self.crawler.stats.inc_value("kremlin/events/failed")
+        self.record_error(
+            url=getattr(item, "url", None) or getattr(item, "source_url", None),
+            stage="store",
+            reason=f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:500],
+            fetch_id=getattr(item, "fetch_id", None),
+        )
 
     def record_error(self, *, url, stage, reason, status=None, fetch_id=None) -> None:
         stats = self.crawler.stats

@@ -1,15 +1,19 @@
 """Downloader middlewares: record every exchange, ask conditionally, retry politely, brake.
 
 Order (see settings.DOWNLOADER_MIDDLEWARES; responses travel from high numbers to low):
+40  KremlinHostsOnlyMiddleware — no request ever leaves for a host other than kremlin.ru /
+    en.kremlin.ru: above all no redirect to another host is followed (IgnoreRequest; the
+    event's errback records it).
 610 FetchRecorderMiddleware — every response as received (3xx/4xx/5xx and each retry attempt
     too, before redirect/retry consume it) goes to WARC and a `fetches` row; transport errors
     get a `fetches` row with `error`.
 570 ConditionalRequestMiddleware — If-None-Match / If-Modified-Since from the previous fetch.
 560 RefusalBrakeMiddleware — after KREMLIN_BRAKE_REFUSALS consecutive 403/429 answers: pause
-    once for KREMLIN_BRAKE_PAUSE seconds, and if the site still refuses, stop the run as
-    'blocked'. A refusal is never taken for "no events".
+    once for KREMLIN_BRAKE_PAUSE seconds, and if the site still refuses (as many consecutive
+    refusals of requests sent after the pause), stop the run as 'blocked'. A refusal is never
+    taken for "no events".
 550 BackoffRetryMiddleware — Scrapy's retry, but waiting (exponential backoff, Retry-After
-    honoured) before the retry is sent.
+    honoured) before the retry is sent; no retries once the run is stopping.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import zlib
 from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.response import response_status_message
 
 from . import db as dbmod
+from . import urls
 from .extensions import ArchiveRun
 
 logger = logging.getLogger(__name__)
@@ -105,6 +112,12 @@ class FetchRecorderMiddleware:
             "last_modified": lower.get("last-modified"),
             "payload_sha256": sha if response.status != 304 else None,
         }
+        partial = {"partial", "dataloss"} & set(response.flags)
+        if partial:
+            # Only with DOWNLOAD_FAIL_ON_DATALOSS=False: the body may be cut short. The parser
+            # refuses a page without its end; the fetch says why.
+            flags = ", ".join(sorted(partial))
+            row["error"] = f"incomplete body ({flags}): the connection closed early"
         if run.warc is not None:
             try:
                 row.update(
@@ -149,6 +162,8 @@ class FetchRecorderMiddleware:
         run = _archive(self.crawler)
         if run is None or run.db is None:
             return None
+        if isinstance(exception, IgnoreRequest):
+            return None  # nothing was sent (offsite, robots.txt): the errback records why
         row = {
             "run_id": run.run_id,
             "spider": self.crawler.spider.name if self.crawler.spider else None,
@@ -157,7 +172,7 @@ class FetchRecorderMiddleware:
             "requested_url": request.meta.get("kremlin_source_url", request.url),
             "url": request.url,
             "method": request.method,
-            "error": f"{type(exception).__name__}: {exception}"[:500],
+            "error": f"{type(exception).__name__}: {exception_text(exception)}"[:500],
             "fetched_at": dbmod.utc_now(),
         }
         fetch_id = dbmod.record_fetch(run.db, row)
@@ -196,6 +211,16 @@ class ConditionalRequestMiddleware:
 
 
 class RefusalBrakeMiddleware:
+    """403/429 answers are refusals (SITE.md §8), never "no events". After `limit` consecutive
+    refusals the crawl pauses once (the engine sends nothing for `pause` seconds); answers to
+    requests sent before the pause do not count afterwards (they say nothing about whether it
+    helped). If `limit` more refusals follow, the run stops as 'blocked' (ArchiveRun.stop: an
+    `errors` row, runs.status 'blocked', exit code 3). Any answer below 400 re-arms the brake.
+
+    A listing or feed page refused on its last attempt (every retry, with backoff, spent) also
+    stops the run as 'blocked': the walk cannot go on past it, and ending the run as
+    'finished' would pass the refusal off as the end of the archive."""
+
     REFUSALS = (403, 429)
 
     def __init__(self, crawler):
@@ -204,27 +229,53 @@ class RefusalBrakeMiddleware:
         self.pause = crawler.settings.getfloat("KREMLIN_BRAKE_PAUSE")
         self.consecutive = 0
         self.paused_once = False
+        self.round = 0  # incremented by each pause
         self.blocked = False
+        settings = crawler.settings
+        self.retry_enabled = settings.getbool("RETRY_ENABLED")
+        self.retry_times = settings.getint("RETRY_TIMES")
+        self.retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")}
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    def process_request(self, request):
+        request.meta["kremlin_brake_round"] = self.round
+        return None
+
     async def process_response(self, request, response):
-        if response.status not in self.REFUSALS:
+        refused = response.status in self.REFUSALS
+        if refused:
+            self.crawler.stats.inc_value("kremlin/refusals")
+        run = _archive(self.crawler)
+        if self.blocked or (run is not None and run.stopping):
+            request.meta["dont_retry"] = True  # stopping: no more requests to this site
+            return response
+        walk = request.meta.get("kremlin_kind") in ("listing", "feed")
+        if refused and walk and self.last_attempt(request, response.status):
+            return self._block(
+                run, request, response,
+                f"the listing {request.url} was refused (HTTP {response.status}) on every "
+                "attempt; the walk cannot go on, so the run stopped: rerun later to resume",
+            )  # fmt: skip
+        if request.meta.get("kremlin_brake_round", self.round) != self.round:
+            return response  # sent before the last pause
+        if not refused:
             if response.status < 400:
                 self.consecutive = 0
                 self.paused_once = False
             return response
         self.consecutive += 1
-        self.crawler.stats.inc_value("kremlin/refusals")
-        if self.limit <= 0 or self.consecutive < self.limit or self.blocked:
+        if self.limit <= 0 or self.consecutive < self.limit:
             return response
         if not self.paused_once and self.pause > 0:
             self.paused_once = True
             self.consecutive = 0
+            self.round += 1
+            self.crawler.stats.inc_value("kremlin/brake/pauses")
             logger.warning(
-                "%d consecutive refusals (last %s for %s): pausing the crawl for %.0f s",
+                "%d consecutive refusals (last %s for %s): pausing the crawl for %.1f s",
                 self.limit, response.status, request.url, self.pause,
             )  # fmt: skip
             engine = self.crawler.engine
@@ -234,13 +285,40 @@ class RefusalBrakeMiddleware:
             finally:
                 engine.unpause()
             return response
+        after = f" after a {self.pause:.1f} s pause" if self.paused_once else ""
+        message = (
+            f"the site refused {self.consecutive} consecutive requests{after} (last: HTTP "
+            f"{response.status} for {request.url}); the run stopped: rerun later to resume"
+        )
+        return self._block(run, request, response, message)
+
+    def last_attempt(self, request, status: int) -> bool:
+        """Whether the retry middleware will give up on this answer (no retry follows)."""
+        if request.meta.get("dont_retry") or not self.retry_enabled:
+            return True
+        if status not in self.retry_codes:
+            return True
+        limit = request.meta.get("max_retry_times", self.retry_times)
+        return request.meta.get("retry_times", 0) >= limit
+
+    def _block(self, run, request, response, message: str):
         self.blocked = True
-        self.crawler.stats.set_value("kremlin/blocked", True)
-        logger.error(
-            "the site keeps refusing (%d consecutive %s answers): stopping the run as blocked",
-            self.limit, response.status,
-        )  # fmt: skip
-        await self.crawler.engine.close_spider_async(reason="blocked")
+        request.meta["dont_retry"] = True
+        if run is not None:
+            run.stop(
+                "blocked",
+                message,
+                url=request.url,
+                status=response.status,
+                fetch_id=request.meta.get("kremlin_fetch", {}).get("id"),
+            )
+        else:
+            self.crawler.stats.set_value("kremlin/blocked", True)
+            logger.error("stopping the run (blocked): %s", message)
+            # Not awaited: closing waits for every request in progress, this one included.
+            self._closing = deferred_from_coro(
+                self.crawler.engine.close_spider_async(reason="blocked")
+            )
         return response
 
 
@@ -252,6 +330,16 @@ class BackoffRetryMiddleware(RetryMiddleware):
         super().__init__(settings)
         self.backoff_base = settings.getfloat("KREMLIN_RETRY_BACKOFF_BASE")
         self.backoff_max = settings.getfloat("KREMLIN_RETRY_BACKOFF_MAX")
+        self.crawler = None  # set by RetryMiddleware.from_crawler
+
+    async def _wait(self, delay: float) -> bool:
+        """Wait before a retry; False if the run is stopping (then there is no retry)."""
+        run = _archive(self.crawler) if self.crawler is not None else None
+        if run is None:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return True
+        return await run.wait(delay)
 
     def delay_for(self, request, response=None) -> float:
         attempt = request.meta.get("retry_times", 0)
@@ -271,7 +359,8 @@ class BackoffRetryMiddleware(RetryMiddleware):
         delay = self.delay_for(request, response)
         if delay > 0:
             logger.info("retrying %s in %.1f s (HTTP %s)", request.url, delay, response.status)
-            await asyncio.sleep(delay)
+        if not await self._wait(delay):
+            return response
         return retry
 
     async def process_exception(self, request, exception):
@@ -280,10 +369,39 @@ class BackoffRetryMiddleware(RetryMiddleware):
         retry = self._retry(request, exception)
         if retry is None:
             return None
-        delay = self.delay_for(request)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if not await self._wait(self.delay_for(request)):
+            return None
         return retry
+
+
+class KremlinHostsOnlyMiddleware:
+    """No request leaves for a host other than kremlin.ru / en.kremlin.ru (and their www.).
+
+    Scrapy's own offsite filter lets a request with `dont_filter=True` through, and event
+    requests carry it (conditional refetches, retries): without this a 302 to another host
+    would be followed and its page parsed under the event's id. The IgnoreRequest reaches the
+    request's errback, which records it (stage 'fetch', reason 'offsite …'); the redirect
+    answer itself is in `fetches` and the WARC."""
+
+    def process_request(self, request):
+        if urls.lang_of_host(request.url) is not None:
+            return None
+        origin = (request.meta.get("redirect_urls") or [None])[0]
+        if origin:
+            raise IgnoreRequest(f"offsite redirect from {origin} to {request.url}: not followed")
+        raise IgnoreRequest(f"offsite: {request.url} is not on kremlin.ru: not requested")
+
+
+# Scrapy raises some of these without a message.
+_EXCEPTION_NOTES = {
+    "ResponseDataLossError": "the connection closed before the whole body (Content-Length) arrived",
+    "DownloadCancelledError": "the body is larger than DOWNLOAD_MAXSIZE",
+}
+
+
+def exception_text(exception: BaseException) -> str:
+    """What went wrong, in words, even for exceptions raised without a message."""
+    return str(exception) or _EXCEPTION_NOTES.get(type(exception).__name__, "(no message)")
 
 
 def retry_after_seconds(value: bytes | str | None) -> float | None:

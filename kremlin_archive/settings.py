@@ -45,6 +45,9 @@ RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429, 403]
 HTTPERROR_ALLOWED_CODES: list[int] = []
 
 DOWNLOADER_MIDDLEWARES = {
+    # Nothing is requested from another host, redirects included (Scrapy's offsite filter lets
+    # dont_filter requests through); before robots.txt so no foreign robots.txt is fetched.
+    "kremlin_archive.middlewares.KremlinHostsOnlyMiddleware": 40,
     # Retry with backoff and Retry-After instead of Scrapy's immediate retry.
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "kremlin_archive.middlewares.BackoffRetryMiddleware": 550,
