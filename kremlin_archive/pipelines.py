@@ -5,7 +5,8 @@
                         recorded in `errors` (stage 'validate'), never stored half-right.
 300 NormalisePipeline — provenance every record must carry (parser version, spider, run id).
 800 StorePipeline     — upsert through db.py (one transaction per event) and `errors` rows for
-                        CrawlError items.
+                        CrawlError items (an event's CrawlError is counted as failed where it is
+                        made, in spiders/base.py: listing and input errors are not events).
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class StorePipeline(_ArchivePipeline):
     def process_item(self, item):
         run = self.run
         if isinstance(item, CrawlError):
-            self.stats.inc_value("kremlin/events/failed")
             run.record_error(
                 url=item.url,
                 stage=item.stage,

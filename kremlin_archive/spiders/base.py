@@ -3,6 +3,11 @@ into a Transcript through parsing.py, and turning failures into CrawlError items
 
 Spiders only discover and request. Field extraction lives in parsing.py; recording lives in
 the middlewares (fetches, WARC) and pipelines (events, errors).
+
+Every requested event ends as exactly one of: a Transcript (new / changed / unchanged), a 304
+(not modified) or a CrawlError counted as `kremlin/events/failed` here -- so the run's counts
+add up. A response that is not a complete event page of the requested id (a 404 shell served
+with 200, a cut-off body, an error page) is a parse error and never replaces a stored event.
 """
 
 from __future__ import annotations
@@ -10,8 +15,16 @@ from __future__ import annotations
 import datetime as dt
 
 import scrapy
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+)
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
+from twisted.web.client import ResponseFailed
 
 from .. import parsing, urls
 from ..extensions import ArchiveRun
@@ -81,10 +94,11 @@ class EventSpider(scrapy.Spider):
         try:
             transcript = parsing.parse_event(response.body, url)
         except parsing.ParseError as exc:
+            self.crawler.stats.inc_value("kremlin/events/failed")
             yield CrawlError(
                 url=response.url,
                 stage="parse",
-                reason=f"{exc.reason}: {exc}",
+                reason=f"{exc.reason}: {exc.message}",
                 status=response.status,
                 fetch_id=fetch.get("id"),
             )
@@ -108,26 +122,50 @@ class EventSpider(scrapy.Spider):
 
     def event_failed(self, failure):
         request = failure.request
+        self.crawler.stats.inc_value("kremlin/events/failed")
         yield failure_error(failure, request.meta.get("kremlin_source_url", request.url))
 
 
 def failure_error(failure, url: str) -> CrawlError:
-    """A CrawlError describing why a request produced no usable response."""
+    """A CrawlError describing why a request produced no usable response. The reason starts
+    with a short word (not found, refused, rate-limited, HTTP <n>, timeout, truncated, too
+    large, offsite, not requested, …) and says what happened in words."""
     request = failure.request
-    fetch_id = request.meta.get("kremlin_fetch", {}).get("id")
+    fetch = request.meta.get("kremlin_fetch", {})
+    fetch_id = fetch.get("id")
+    message = failure.getErrorMessage()
     if failure.check(HttpError):
-        status = failure.value.response.status
-        fetch_id = failure.value.response.meta.get("kremlin_fetch", {}).get("id", fetch_id)
+        response = failure.value.response
+        status = response.status
+        fetch_id = response.meta.get("kremlin_fetch", {}).get("id", fetch_id)
         reason = {
             404: "not found (HTTP 404)",
             403: "refused by the site (HTTP 403)",
             429: "rate-limited by the site (HTTP 429)",
         }.get(status, f"HTTP {status}")
+        retries = response.meta.get("retry_times", 0)
+        if retries:
+            reason += f" after {retries} {'retry' if retries == 1 else 'retries'}"
         return CrawlError(url=url, stage="fetch", reason=reason, status=status, fetch_id=fetch_id)
-    if failure.check(TimeoutError, TCPTimedOutError):
-        reason = f"timeout: {failure.getErrorMessage()}"
-    elif failure.check(DNSLookupError):
-        reason = f"DNS lookup failed: {failure.getErrorMessage()}"
+    status = None
+    if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
+        reason = f"timeout: {message}"
+    elif failure.check(ResponseDataLossError, ResponseFailed):
+        reason = (
+            "truncated: the connection ended before the whole body arrived (less than its "
+            "Content-Length); nothing parsed"
+        )
+    elif failure.check(DownloadCancelledError):
+        reason = f"too large: the body exceeds DOWNLOAD_MAXSIZE; download cancelled. {message}"
+    elif failure.check(IgnoreRequest):
+        # Offsite (middlewares.KremlinHostsOnlyMiddleware), robots.txt, …: nothing was sent.
+        reason = message if message.startswith("offsite") else f"not requested: {message}"
+        if request.meta.get("redirect_urls"):
+            status = fetch.get("status")  # the redirect answer is the fetch in the meta
+    elif failure.check(DNSLookupError, CannotResolveHostError):
+        reason = f"DNS lookup failed: {message}"
     else:
-        reason = f"{failure.type.__name__}: {failure.getErrorMessage()}"
-    return CrawlError(url=url, stage="fetch", reason=reason[:500], fetch_id=fetch_id)
+        reason = f"{failure.type.__name__}: {message}"
+    return CrawlError(
+        url=url, stage="fetch", reason=reason.strip()[:500], status=status, fetch_id=fetch_id
+    )
