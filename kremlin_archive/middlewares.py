@@ -24,6 +24,7 @@ import email.utils
 import gzip
 import hashlib
 import logging
+import time
 import zlib
 from urllib.parse import urlsplit
 
@@ -212,10 +213,12 @@ class ConditionalRequestMiddleware:
 
 class RefusalBrakeMiddleware:
     """403/429 answers are refusals (SITE.md §8), never "no events". After `limit` consecutive
-    refusals the crawl pauses once (the engine sends nothing for `pause` seconds); answers to
-    requests sent before the pause do not count afterwards (they say nothing about whether it
-    helped). If `limit` more refusals follow, the run stops as 'blocked' (ArchiveRun.stop: an
-    `errors` row, runs.status 'blocked', exit code 3). Any answer below 400 re-arms the brake.
+    refusals the crawl pauses once for `pause` seconds (the engine takes no new requests and
+    requests reaching this middleware wait; only those already queued in the downloader go
+    out); answers to requests sent before the pause ended do not count afterwards (they say
+    nothing about whether it helped). If `limit` more refusals follow, the run stops as
+    'blocked' (ArchiveRun.stop: an `errors` row, runs.status 'blocked', exit code 3). Any
+    answer below 400 re-arms the brake.
 
     A listing or feed page refused on its last attempt (every retry, with backoff, spent) also
     stops the run as 'blocked': the walk cannot go on past it, and ending the run as
@@ -230,6 +233,7 @@ class RefusalBrakeMiddleware:
         self.consecutive = 0
         self.paused_once = False
         self.round = 0  # incremented by each pause
+        self.paused_until = 0.0  # time.monotonic()
         self.blocked = False
         settings = crawler.settings
         self.retry_enabled = settings.getbool("RETRY_ENABLED")
@@ -240,7 +244,10 @@ class RefusalBrakeMiddleware:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    def process_request(self, request):
+    async def process_request(self, request):
+        wait = self.paused_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         request.meta["kremlin_brake_round"] = self.round
         return None
 
@@ -278,6 +285,7 @@ class RefusalBrakeMiddleware:
                 "%d consecutive refusals (last %s for %s): pausing the crawl for %.1f s",
                 self.limit, response.status, request.url, self.pause,
             )  # fmt: skip
+            self.paused_until = time.monotonic() + self.pause
             engine = self.crawler.engine
             engine.pause()
             try:
