@@ -94,6 +94,8 @@ class ArchiveRun:
         self.db = None
         self.warc = None
         self.stopping: str | None = None  # the reason, once stop() was called
+        # url -> retry Request not sent yet (middlewares.BackoffRetryMiddleware keeps it)
+        self.retries_pending: dict[str, Any] = {}
         self._stopped = asyncio.Event()
         self._closing = None
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
@@ -149,6 +151,7 @@ class ArchiveRun:
             if self.warc is not None:
                 self.warc.close()
             if self.db is not None:
+                self.record_unsent_retries(reason)
                 counts = self.counts()
                 if counts["events_unfinished"] and reason == "finished":
                     # A finished run answers every request it made; if not, say so.
@@ -230,6 +233,27 @@ class ArchiveRun:
         except TimeoutError:
             return True
         return False
+
+    def record_unsent_retries(self, reason: str) -> None:
+        """Retries the run stopped before sending (the scheduler drops them on close): each
+        request's last answer becomes an `errors` row, and an event counts as failed."""
+        pending, self.retries_pending = self.retries_pending, {}
+        for url, retry in pending.items():
+            meta = retry.meta
+            fetch = meta.get("kremlin_fetch", {})
+            status = fetch.get("status")
+            last = {
+                403: "refused by the site (HTTP 403)", 429: "rate-limited by the site (HTTP 429)"
+            }.get(status, f"HTTP {status}" if status else fetch.get("error") or "no answer")
+            if meta.get("kremlin_kind") == "event":
+                self.crawler.stats.inc_value("kremlin/events/failed")
+            self.record_error(
+                url=meta.get("kremlin_source_url", url),
+                stage="fetch",
+                reason=f"{last}; not retried: the run stopped ({reason}) first",
+                status=status,
+                fetch_id=fetch.get("id"),
+            )
 
     def spider_error(self, failure, response, spider) -> None:
         """A callback raised instead of yielding a CrawlError: record the page anyway."""

@@ -369,7 +369,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
             logger.info("retrying %s in %.1f s (HTTP %s)", request.url, delay, response.status)
         if not await self._wait(delay):
             return response
-        return retry
+        return self._pending(retry)
 
     async def process_exception(self, request, exception):
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry"):
@@ -379,7 +379,21 @@ class BackoffRetryMiddleware(RetryMiddleware):
             return None
         if not await self._wait(self.delay_for(request)):
             return None
+        return self._pending(retry)
+
+    def _pending(self, retry):
+        """Note the retry until it is sent: if the run stops first, ArchiveRun records it."""
+        run = _archive(self.crawler) if self.crawler is not None else None
+        if run is not None:
+            run.retries_pending[retry.url] = retry
         return retry
+
+    def process_request(self, request):
+        if request.meta.get("retry_times"):
+            run = _archive(self.crawler) if self.crawler is not None else None
+            if run is not None:
+                run.retries_pending.pop(request.url, None)
+        return None
 
 
 class KremlinHostsOnlyMiddleware:
