@@ -1,0 +1,888 @@
+"""Pure parsers for kremlin.ru / en.kremlin.ru: response bytes + URL in, data out.
+
+No Scrapy, no I/O, no clock: the same functions serve a live crawl, a re-parse from WARC, the
+legacy text import (`exporting.parse_txt` shares the speaker-label logic below) and the tests.
+Page structure and the evidence for every rule are in `shared/docs/SITE.md` (cited as §n).
+
+Public API
+----------
+``parse_event(body, url) -> Transcript``
+    An event page (`/events/president/news/<id>`, its `/print` twin, a `/copy/<id>` URL as the
+    name of the record). Raises `ParseError` -- and nothing else -- for anything that is not a
+    complete event page; `.reason` is a short machine code (see `ParseError`).
+``split_speaker_label(paragraph) -> (speaker, rest) | None``, ``is_section_break(text)``,
+``assemble_utterances(...)``, ``normalize_text(text)``, ``moscow_iso(...)``
+    The text-level rules, shared with the legacy plain-text import.
+
+Contracts of `parse_event`
+--------------------------
+* `kremlin_id`, `lang` and `url` (canonical) come from `urls.parse_event_url(url)`; the page must
+  agree: `article#event-<id>`, `div.read@data-href` and `#material_link` are cross-checked
+  (reason ``id-mismatch`` / ``lang-mismatch``).
+* Bytes are decoded as UTF-8 with ``errors="replace"`` (en page 63123 carries an invalid byte,
+  §7); the page must end with ``</html>``, otherwise it was cut short (reason ``truncated``) and
+  a partial body is never returned as if it were the whole page.
+* Text is normalised as DESIGN.md says: entities decoded, NBSP (U+00A0) kept inside the text,
+  runs of ASCII whitespace (the site leaves raw line breaks inside ``<p>``) become one space,
+  every paragraph is stripped, empty paragraphs are dropped. Hover cards (``.read__tooltip``,
+  any ``.masha-ignore`` descendant) are dropped, the link text they hang on is kept (§2).
+  One repair: two adjacent bold runs with no space between a lower-case and an upper-case letter
+  (``<b>Vladimir</b><b>Putin</b>``, an editor artefact that browsers render glued) are joined
+  with a space -- 26 labels in the 2020 mirror, nothing else is touched.
+* `published_at` is ISO 8601 with the offset Moscow had on that date (zoneinfo Europe/Moscow:
+  +03/+04 before 2011, +04 from March 2011 to October 2014, +03 since). It is
+  ``time.read__published@datetime`` + ``div.read__time``; announcements (§2: no such time, a
+  ``div.announce_date`` instead) take the publication time of the status block and set
+  `announce_date` to the announced (first) day.
+* `paragraphs` are the body only: direct ``p`` children of ``.read__internal_content`` plus
+  ``blockquote p``; the footer, tags, "See also", slider and media blocks nested in the same
+  container (§2) are excluded.
+
+Speaker turns (`utterances`)
+----------------------------
+A paragraph opens a turn when it begins with a speaker label: text in bold up to the first
+colon, where only whitespace and a parenthetical (``(<i>retranslated</i>)``) may be outside the
+bold, and the text before the colon passes `is_speaker_label` (a name or title ending in a
+capitalised word, initials + surname such as ``К.-Ж.Токаев``, or a role such as
+``Question``/``Реплика``; no pronouns or verbs, no sentence break). This covers every variant of
+§2: colon inside or outside the bold, ``<b>Name: </b>``, full titles, split bold, capitals, a
+parenthetical before the colon, hover cards inside the label.
+
+* `speaker` is the label as printed minus its colon, whitespace-collapsed: titles, capitals and
+  parentheticals are kept (``President of Russia Vladimir Putin``,
+  ``Vladimir Putin (retranslated)``). The parser does not decide who is who; grouping
+  ``VLADIMIR PUTIN`` with ``President of Russia Vladimir Putin`` is a downstream concern.
+* One `Utterance` per label: its `text` is the turn's paragraphs joined by ``"\\n"``, one line
+  per paragraph, the label (and the whitespace after its colon) removed from the first. A label
+  standing alone in its paragraph ("Minister Alexander Tkachev:" with the speech in the next
+  paragraph) gives an empty first line, so lines and paragraphs always correspond 1:1.
+* Paragraphs without a label continue the current turn; narration before the first label is a
+  turn with speaker None; a section break (``<p><b>* * *</b></p>``) starts a new speaker-None
+  turn. A bold line ending in a colon that is not a speaker label (``Meeting points:``) is a
+  heading and simply continues the current turn. `seq` counts turns from 1.
+* Invariant (checked over the whole mirror by the sweep test): the utterance lines, in order, are
+  the paragraphs; a labelled turn's first line is ``split_speaker_label(paragraph)[1]`` and its
+  speaker ``split_speaker_label(paragraph)[0]``.
+* Not recognised: labels without any colon (``<b>Vladimir Putin.</b> Yes.``), about ten
+  paragraphs in the mirror; they continue the previous turn.
+
+Tags and sections
+-----------------
+``.read__tags`` columns map by their ``h3`` (Topics/Темы -> "topic", Persons/Лица -> "person",
+Geography/География -> "geography"; an unknown heading falls back to the catalog path of the
+link). "Published in sections" links give `Transcript.sections` (names) *and* ``Tag(kind=
+"section")``. Tag URLs are absolute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
+
+from lxml import etree
+
+from kremlin_archive import urls
+from kremlin_archive.items import Tag, Transcript, Utterance
+
+PARSER_VERSION = "1.0.0"
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+class ParseError(Exception):
+    """The input is not what the parser was asked to read.
+
+    `reason` is a short machine code for stats and the `errors` table: ``bad-url``, ``empty``,
+    ``not-bytes``, ``not-html``, ``truncated``, ``not-found-page``, ``listing-page``,
+    ``photos-tab``, ``videos-tab``, ``acts-page``, ``no-article``, ``no-title``, ``no-date``,
+    ``id-mismatch``, ``lang-mismatch``; the legacy text import
+    uses ``txt-line-<n>`` (n = 1-based line number). The message says what was wrong in words.
+    """
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason
+        self.message = message or reason
+
+
+# --------------------------------------------------------------------------------------------
+# Text normalisation and speaker labels (shared with exporting.parse_txt)
+# --------------------------------------------------------------------------------------------
+
+_ASCII_WS = re.compile(r"[ \t\n\r\f\v]+")
+
+
+def normalize_text(text: str) -> str:
+    """Collapse runs of ASCII whitespace to one space and strip the ends (NBSP inside is kept)."""
+    # Substring tests run at C speed; most strings need no substitution at all.
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+        text = _ASCII_WS.sub(" ", text)
+    return text.strip()
+
+
+_SECTION_BREAK = re.compile(r"^\*(?:\s*\*)*$")
+
+
+def is_section_break(text: str) -> bool:
+    """``* * *`` (any spacing, any number of asterisks): the site's section break (§2)."""
+    return bool(_SECTION_BREAK.match(text))
+
+
+# A label longer than this is a sentence in bold, not a speaker (the longest real one in the
+# mirror, a full ministerial title, is 159 characters).
+_MAX_LABEL = 250
+_MAX_LABEL_WORDS = 40
+_TRAILING_NOTE = re.compile(r"\s*\([^()]*\)?\s*$")  # "(retranslated)", also left unclosed
+_SENTENCE_BREAK = re.compile(r"[a-zа-яё]{2}[.!?]\s|[?!;]")
+_INITIALS_NAME = re.compile(r"(?:^|\s)(?:[A-ZА-ЯЁ]\.\s?-?\s?)+[A-ZА-ЯЁ][\w’'-]+$")
+_NAME_PARTICLE = re.compile(r"^(?:al|el|ad|as|ash|at|bin|ibn|abu|de|da|di|du|van|von|le|la)-\w")
+_WORD_EDGE = "\"'«»“”„‘’()[],.:"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words that make a clause, not a name or a title ("We discussed this with President Xi").
+_CLAUSE_WORDS = _words(
+    "me my we us our you your he him his she her it its they them their this that these those "
+    "there here what which who whom whose am is are was were be been being will would shall "
+    "should can could might must has have had do does did not said says say reads let if when "
+    "because also "
+    "я мы вы ты он она оно они это этот эта эти что как был была было были будет есть если "
+    "когда вот не"
+)
+# Capitalised pronouns anywhere, and words that open a sentence rather than a title.
+_PRONOUNS = _words(
+    "I We You He She They It This That These Those There Here What Let If When Your Our My "
+    "Я Мы Вы Ты Он Она Они Это Что Как Вот Если Когда Ваш Наш Мой"
+)
+_OPENERS = _words(
+    "As About For Now And But Or So Hence Finally Following Having In On At Last Next Another "
+    "Then Also After Before During While Since Because However Thus Therefore Yet "
+    "И А Но Или В На По Также Теперь Итак Кроме После Для Об О"
+)
+# Lower-case past-tense verbs ("Vladimir Putin resolved to award …:"); the allowed ones occur
+# in real titles ("honoured archivist of Russia").
+_PAST_TENSE = re.compile(r"^[a-z]{2,}ed$")
+_PAST_TENSE_TITLES = _words("honoured retired united acting")
+# First words of lines that carry data, not a speaker ("Contact telephone numbers: +7 …").
+_NOT_SPEAKERS = _words(
+    "note notes contact contacts tel telephone telephones phone phones fax email e-mail address "
+    "website deadline venue date time agenda accreditation attention source subject reference "
+    "programme program schedule text примечание контакты контакт телефон телефоны факс адрес "
+    "сайт справка внимание дата время место тема повестка аккредитация источник текст"
+)
+# Labels that name a role, not a person: by their first word ("Question:", "Response from the
+# hall:", "Реплика:") or, for a few, by their last ("Call centre operator:", "Голос из зала:").
+_ROLES = _words(
+    "question questions remark remarks reply response answer comment comments voice voices "
+    "audience operator presenter moderator host speaker interpreter translator participant "
+    "participants volunteer volunteers journalist correspondent reporter "
+    "вопрос реплика реплики ответ комментарий голос голоса ведущий ведущая модератор "
+    "оператор участник участница участники журналист корреспондент переводчик"
+)
+_LAST_WORD_ROLES = _words(
+    "operator presenter moderator interpreter translator correspondent reporter "
+    "ведущий ведущая модератор оператор переводчик корреспондент зала"
+)
+
+
+def _name_like(word: str) -> bool:
+    word = word.strip(_WORD_EDGE)
+    return bool(word) and (word[0].isupper() or bool(_NAME_PARTICLE.match(word)))
+
+
+def _ends_with_name(words: Sequence[str], names: int = 1) -> bool:
+    """At least two words, the last `names` of them capitalised (or ``al-Assad``-like)."""
+    return len(words) >= max(2, names) and all(_name_like(w) for w in words[-names:])
+
+
+def is_speaker_label(label: str) -> bool:
+    """Whether `label` (the text before a paragraph's first colon) names a speaker.
+
+    Accepted: initials + surname (``В.Путин``, ``К.-Ж.Токаев``); a name or a title ending in a
+    capitalised word (``President of Russia Vladimir Putin``), or a short name followed by
+    ``, description`` (``Alisa Shmelyova, metrology engineer``); a role (``Question``,
+    ``Response from the hall``, ``Call centre operator``, ``Реплика``). A trailing
+    parenthetical (``(retranslated)``) is ignored for the test. Refused: headings and prose --
+    a lower-case last word (``Meeting points``), a pronoun, verb or sentence opener (``The
+    message reads``, ``As for Buryatia``), a sentence break, a single plain word (``Email``),
+    data lines (``Contact Telephone Numbers``), anything longer than a title can be.
+    """
+    label = normalize_text(label)
+    if not label or len(label) > _MAX_LABEL:
+        return False
+    core = label
+    for _ in range(3):  # "(retranslated) (continued)" at most
+        stripped = _TRAILING_NOTE.sub("", core)
+        if stripped == core:
+            break
+        core = stripped
+    words = core.split()
+    if not words or len(words) > _MAX_LABEL_WORDS or _SENTENCE_BREAK.search(core):
+        return False
+    bare = [w.strip(_WORD_EDGE) for w in words]
+    first = bare[0]
+    if not first or first.lower() in _NOT_SPEAKERS or first in _OPENERS:
+        return False
+    if any(
+        w in _CLAUSE_WORDS
+        or w in _PRONOUNS
+        or (_PAST_TENSE.match(w) and w not in _PAST_TENSE_TITLES)
+        for w in bare
+    ):
+        return False
+    if not first[0].isupper():
+        # A title typed in lower case ("chairman of Vnesheconombank (VEB) Vladimir Dmitriev")
+        # only counts when a full name follows.
+        return _ends_with_name(words, names=2)
+    if _INITIALS_NAME.search(core):
+        return True
+    if first.lower() in _ROLES or bare[-1].lower() in _LAST_WORD_ROLES:
+        return True
+    if _ends_with_name(words):
+        return True
+    head = core.split(",", 1)[0].split()
+    return "," in core and _ends_with_name(head, names=2)
+
+
+def split_speaker_label(paragraph: str) -> tuple[str, str] | None:
+    """``"В.Путин: Добрый день"`` -> ``("В.Путин", "Добрый день")``; None if the paragraph does
+    not open with a speaker label. The label runs to the first colon; `rest` is stripped and may
+    be empty (a label standing alone). This is the plain-text half of the detector: on a page
+    the label must also be in bold (`parse_event`); the legacy text import has only this."""
+    colon = paragraph.find(":")
+    if colon <= 0 or colon > _MAX_LABEL:
+        return None
+    label = normalize_text(paragraph[:colon])
+    if not is_speaker_label(label):
+        return None
+    return label, paragraph[colon + 1 :].strip()
+
+
+def assemble_utterances(lines: Iterable[tuple[str | None, str, bool]]) -> list[Utterance]:
+    """Group paragraphs into turns. Each input is ``(speaker, line, is_break)``: `speaker` is
+    the label's speaker when the paragraph opens with one (else None), `line` the paragraph
+    with its label removed, `is_break` marks ``* * *``. A label or a break opens a new turn
+    (a break's turn has speaker None); anything else continues the current turn."""
+    turns: list[Utterance] = []
+    speaker: str | None = None
+    buffer: list[str] | None = None
+    for label, line, is_break in lines:
+        if buffer is None or label is not None or is_break:
+            if buffer is not None:
+                turns.append(Utterance(len(turns) + 1, speaker, "\n".join(buffer)))
+            speaker = label
+            buffer = [line]
+        else:
+            buffer.append(line)
+    if buffer is not None:
+        turns.append(Utterance(len(turns) + 1, speaker, "\n".join(buffer)))
+    return turns
+
+
+def utterances_from_paragraphs(paragraphs: Iterable[str]) -> list[Utterance]:
+    """Speaker turns from plain-text paragraphs (labels by `split_speaker_label` alone)."""
+    lines = []
+    for paragraph in paragraphs:
+        if is_section_break(paragraph):
+            lines.append((None, paragraph, True))
+            continue
+        split = split_speaker_label(paragraph)
+        lines.append((split[0], split[1], False) if split else (None, paragraph, False))
+    return assemble_utterances(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Dates
+# --------------------------------------------------------------------------------------------
+
+
+def _numbered(text: str) -> dict[str, int]:
+    return {word: number for number, word in enumerate(text.split(), start=1)}
+
+
+_EN_MONTHS = _numbered(
+    "january february march april may june july august september october november december"
+)
+_RU_MONTHS = _numbered(
+    "января февраля марта апреля мая июня июля августа сентября октября ноября декабря"
+)
+_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
+_EN_DATE = re.compile(r"\b([A-Z][a-z]+)\s+(\d{1,2})\b\D*?(\d{4})")
+_RU_DATE = re.compile(r"(\d{1,2})(?:\s*[-–−]\s*\d{1,2})?\s+([а-яё]+)\s+(\d{4})", re.IGNORECASE)
+
+
+def moscow_iso(day: dt.date, hour: int, minute: int, second: int = 0) -> str:
+    """Moscow local time -> ISO 8601 with the offset Moscow had then."""
+    return dt.datetime(
+        day.year, day.month, day.day, hour, minute, second, tzinfo=MOSCOW
+    ).isoformat()
+
+
+def _iso_day(value: str | None) -> dt.date | None:
+    """``datetime="2020-03-18"`` -> date (None if absent or not a date)."""
+    value = (value or "").strip()[:10]
+    if len(value) != 10 or not _ISO_DATE.match(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _display_day(text: str) -> dt.date | None:
+    """First date in "March 18, 2020" / "Announcement, April 7 − 8, 2013" / "18 марта 2020
+    года" / "7–8 апреля 2013 года"."""
+    for pattern, order in ((_EN_DATE, "mdy"), (_RU_DATE, "dmy")):
+        for match in pattern.finditer(text):
+            a, b, year = match.groups()
+            month_name, day = (a, b) if order == "mdy" else (b, a)
+            month = (_EN_MONTHS if order == "mdy" else _RU_MONTHS).get(month_name.lower())
+            if month is None:
+                continue
+            try:
+                return dt.date(int(year), month, int(day))
+            except ValueError:
+                continue
+    return None
+
+
+def _clock(text: str | None) -> tuple[int, int] | None:
+    """The last HH:MM in `text` ("17:40", "March 18, 2020, 17:40")."""
+    found = _CLOCK.findall(text or "")
+    if not found:
+        return None
+    hour, minute = int(found[-1][0]), int(found[-1][1])
+    return (hour, minute) if hour < 24 and minute < 60 else None
+
+
+def _stamp(day: dt.date | None, clock: tuple[int, int] | None) -> str | None:
+    if day is None:
+        return None
+    return moscow_iso(day, *clock) if clock else day.isoformat()
+
+
+# --------------------------------------------------------------------------------------------
+# HTML helpers
+# --------------------------------------------------------------------------------------------
+
+# libxml2's HTML parser: no network, ids not indexed (not needed), comments dropped.
+_HTML_PARSER = etree.HTMLParser(
+    encoding="utf-8", no_network=True, collect_ids=False, remove_comments=True
+)
+_BOLD_TAGS = frozenset({"b", "strong"})
+_SILENT_TAGS = frozenset({"script", "style", "noscript", "template"})
+# Blocks inside the body container that are not body text (§2): hover cards, the footer,
+# "See also", the photo slider.
+_NOT_TEXT = frozenset({"masha-ignore", "hidden-copy", "read__cut", "slider"})
+
+
+def _has_class(name: str) -> str:
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+def _has(element, token: str) -> bool:
+    """Whether `element` has the class `token` (the substring test first: it is C-speed)."""
+    classes = element.get("class")
+    return classes is not None and token in classes and token in classes.split()
+
+
+def _first(xpath: etree.XPath, element):
+    if element is None:
+        return None
+    found = xpath(element)
+    return found[0] if found else None
+
+
+def _child(element, tag: str, token: str):
+    """The first child `tag` of `element` with class `token`, or None."""
+    if element is not None:
+        for child in element.iterchildren(tag):
+            if _has(child, token):
+                return child
+    return None
+
+
+def _article(root):
+    """article#event-<id> where the template puts it, else anywhere in the document."""
+    body = root[-1] if len(root) and root[-1].tag == "body" else None
+    scroll = _child(_child(body, "div", "read"), "div", "read__scroll")
+    if scroll is not None:
+        for article in scroll.iterchildren("article"):
+            if (article.get("id") or "").startswith("event-"):
+                return article
+    return _first(_X_ANY_ARTICLE, root)
+
+
+# The happy path walks body > div.read > div.read__scroll > article#event-<id> (§2) and then
+# the few children of known blocks: an XPath evaluation has a fixed cost of some 15 µs in lxml,
+# more than walking a block. This XPath is the fallback for markup nested differently.
+_X_ANY_ARTICLE = etree.XPath("//article[starts-with(@id, 'event-')]")
+_X_READ = etree.XPath(f"/html/body/div[{_has_class('read')}]")
+
+# Only consulted to name what a page without an event article is.
+_X_ERROR_PAGE = etree.XPath(
+    f"/html/body[{_has_class('error_page')}] | //div[{_has_class('error_code')}]"
+)
+_X_ACTS = etree.XPath(
+    f"//div[{_has_class('reader_act_body')}] | //div[{_has_class('read__top__pravo')}]"
+)
+_X_PHOTOSET = etree.XPath(f"//div[{_has_class('photoset')}]")
+_X_VIDEO_TOP = etree.XPath(f"//div[{_has_class('read__top_media')}]")
+_X_LISTER = etree.XPath(f"//div[{_has_class('lister-page')}]")
+_X_LIST_ITEMS = etree.XPath(f"//div[{_has_class('hentry')}][@data-id]")
+
+
+def _runs(element, bold_owner=None, out=None) -> list:
+    """The visible text of `element` as runs ``(text, bold_owner)``, where `bold_owner` is the
+    outermost ``b``/``strong`` around the run (None if not bold). Hover cards (``.masha-ignore``,
+    ``.read__tooltip``) are skipped but the text after them is kept; ``<br>`` is a space."""
+    if out is None:
+        out = []
+    if element.text:
+        out.append((element.text, bold_owner))
+    for child in element:
+        tag = child.tag
+        if type(tag) is str:  # comments and processing instructions have no text of their own
+            cls = child.get("class")
+            if cls and ("masha-ignore" in cls or "read__tooltip" in cls):
+                pass
+            elif tag == "br":
+                out.append((" ", bold_owner))
+            elif tag not in _SILENT_TAGS:
+                owner = child if bold_owner is None and tag in _BOLD_TAGS else bold_owner
+                _runs(child, owner, out)
+        if child.tail:
+            out.append((child.tail, bold_owner))
+    return out
+
+
+def _join_runs(runs: Sequence[tuple[str, object]]) -> str:
+    """Normalised text of runs, with the one repair described in the module docstring: adjacent
+    bold runs from different ``<b>`` elements glued lower|Upper get a space."""
+    parts: list[str] = []
+    previous = None
+    for text, owner in runs:
+        if (
+            owner is not None
+            and previous is not None
+            and previous[1] is not None
+            and owner is not previous[1]
+            and previous[0][-1:].islower()
+            and text[:1].isupper()
+            and text[1:2].isalpha()
+        ):
+            parts.append(" ")
+        parts.append(text)
+        previous = (text, owner)
+    return normalize_text("".join(parts))
+
+
+def _text(element) -> str:
+    if element is None:
+        return ""
+    if not len(element):  # no markup inside: the common case for titles, times, places
+        return normalize_text(element.text or "")
+    return _join_runs(_runs(element))
+
+
+def _bold_label_zone(runs: Sequence[tuple[str, object]]) -> bool:
+    """Whether the paragraph opens with a label-shaped bold zone: from the first visible
+    character to the first colon everything is bold, except whitespace and parentheticals
+    (``<b>Vladimir Putin</b> (<i>retranslated</i>): …``, ``<b>Vladimir Putin (</b>…): …``)."""
+    seen = 0
+    started = False
+    depth = 0
+    for text, owner in runs:
+        for char in text:
+            if char == ":":
+                return started
+            seen += 1
+            if seen > _MAX_LABEL:
+                return False
+            if char.isspace():
+                continue
+            if not started:
+                if owner is None:
+                    return False
+                started = True
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth = max(0, depth - 1)
+            elif owner is None and depth == 0:
+                return False
+    return False
+
+
+def _paragraph(element) -> tuple[str, tuple[str | None, str, bool]] | None:
+    """A body paragraph -> (its text, (speaker, line, is_break)); None if it is empty."""
+    if not len(element):  # plain text, no bold: cannot carry a label
+        text = normalize_text(element.text or "")
+        if not text:
+            return None
+        return text, (None, text, text[0] == "*" and is_section_break(text))
+    runs = _runs(element)
+    text = _join_runs(runs)
+    if not text:
+        return None
+    if text[0] == "*" and is_section_break(text):
+        return text, (None, text, True)
+    if _bold_label_zone(runs):
+        split = split_speaker_label(text)
+        if split:
+            return text, (split[0], split[1], False)
+    return text, (None, text, False)
+
+
+def _absolute(base: str, href: str | None) -> str | None:
+    href = (href or "").strip()
+    if not href:
+        return None
+    if href.startswith(("http://", "https://")) and " " not in href:
+        return href  # already absolute (most links on the site are)
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return None
+
+
+def _decode(body: object) -> bytes:
+    """UTF-8 bytes with every invalid sequence replaced by U+FFFD (page 63123, §7)."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise ParseError("not-bytes", f"expected the response body as bytes, got {type(body)!r}")
+    raw = bytes(body)
+    if not raw.strip():
+        raise ParseError("empty", "the response body is empty")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Re-encode so that libxml2 sees exactly Python's replacement, not its own recovery.
+        return raw.decode("utf-8", errors="replace").encode("utf-8")
+    return raw
+
+
+_HTML_START = re.compile(rb"<html[\s>]", re.IGNORECASE)
+_HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
+
+
+def _html_root(data: bytes, *, whole_page: bool):
+    """Parse HTML. A `whole_page` must open with <html> and end with </html> -- a body cut short
+    in transit must not pass for a shorter page; otherwise fragments are welcome too."""
+    if whole_page and not _HTML_START.search(data, 0, 8192):
+        raise ParseError("not-html", "no <html> element at the start of the body")
+    if whole_page and not _HTML_END.search(data, max(0, len(data) - 2048)):
+        raise ParseError("truncated", "the page does not end with </html>: it was cut short")
+    try:
+        root = etree.fromstring(data, _HTML_PARSER)
+    except (etree.LxmlError, ValueError) as exc:
+        raise ParseError("not-html", f"unparsable HTML ({exc})") from None
+    if root is None or root.tag != "html":
+        raise ParseError("not-html", "no HTML document in the body")
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# Event pages
+# --------------------------------------------------------------------------------------------
+
+
+class _Page:
+    """The blocks of an event page's article (§2), found by walking known children."""
+
+    def __init__(self, article) -> None:
+        self.title = self.lead = self.published = self.clock = self.place = None
+        self.announce = self.body = self.bottommeta = None
+        self.paragraphs: list = []
+        for content in article:
+            if content.tag == "div" and _has(content, "read__content"):
+                break
+        else:
+            return
+        for block in content:
+            if _has(block, "read__top"):
+                self._top(block)
+            elif _has(block, "announce_date"):
+                self.announce = block
+            elif self.body is None and _has(block, "read__internal_content"):
+                self.body = block
+                self._body(block)
+
+    def _top(self, top) -> None:
+        for element in top.iter("h1", "div", "time"):
+            if element.get("class") is None:
+                continue
+            if element.tag == "h1":
+                if self.title is None and _has(element, "entry-title"):
+                    self.title = element
+            elif element.tag == "time":
+                if self.published is None and _has(element, "read__published"):
+                    self.published = element
+            elif self.lead is None and _has(element, "read__lead"):
+                self.lead = element
+            elif self.clock is None and _has(element, "read__time"):
+                self.clock = element
+            elif self.place is None and _has(element, "read__place"):
+                self.place = element
+
+    def _body(self, body) -> None:
+        # Body text = direct <p> children and <blockquote> paragraphs; the footer
+        # (.read__bottommeta: tags, status, links) is nested in the same container (§2).
+        for child in body:
+            tag = child.tag
+            if tag == "p" or tag == "blockquote":
+                classes = child.get("class")
+                if classes is None or _NOT_TEXT.isdisjoint(classes.split()):
+                    if tag == "p":
+                        self.paragraphs.append(child)
+                    else:
+                        self.paragraphs.extend(child.iter("p"))
+            elif tag == "div" and _has(child, "read__bottommeta"):
+                self.bottommeta = child
+
+
+def _classify_non_event(root, read) -> ParseError:
+    """Name what a page without an event article is (only ever runs on the failure path)."""
+    href = (read.get("data-href") or "") if read is not None else ""
+    path = urlsplit(href).path.rstrip("/") if href else ""
+    if _X_ERROR_PAGE(root):
+        return ParseError("not-found-page", "the site's 404 page (Ошибка 404 / PAGE NOT FOUND)")
+    if _X_ACTS(root) or "/acts/" in path:
+        return ParseError("acts-page", "a document-bank (acts) page, not an event page")
+    if path.endswith("/photos") or _X_PHOTOSET(root):
+        return ParseError("photos-tab", "the Photos tab of an event, not its text")
+    if path.endswith("/videos") or _X_VIDEO_TOP(root):
+        return ParseError("videos-tab", "the Video tab of an event, not its text")
+    if _X_LISTER(root) or _X_LIST_ITEMS(root):
+        return ParseError("listing-page", "a listing page, not an event page")
+    return ParseError("no-article", "no article#event-<id> in the page")
+
+
+def _material_link(read) -> str | None:
+    for block in read:
+        if block.tag == "div" and _has(block, "read__tabs"):
+            for span in block.iter("span"):
+                if span.get("id") == "material_link":
+                    return span.text
+    return None
+
+
+def _check_identity(expected: urls.EventURL, article, read) -> None:
+    """The page must be the event the URL names (§1: id in article@id, data-href, material
+    link). The print twin's data-href ends in /print; parse_event_url canonicalises it."""
+    article_id = (article.get("id") or "")[len("event-") :]
+    if not article_id.isdigit() or int(article_id) != expected.kremlin_id:
+        raise ParseError(
+            "id-mismatch",
+            f"the page is article #{article.get('id')}, the URL names {expected.kremlin_id}",
+        )
+    if read is None:
+        return
+    # data-href names the page; the share block's #material_link is the fallback (§2).
+    for candidate in (read.get("data-href") or _material_link(read),):
+        candidate = (candidate or "").strip()
+        if not candidate or candidate in (expected.url, expected.url + "/print"):
+            continue  # the usual case needs no full URL parse
+        try:
+            named = urls.parse_event_url(candidate)
+        except ValueError:
+            continue  # not an event URL form; nothing to compare
+        if named.kremlin_id != expected.kremlin_id:
+            raise ParseError(
+                "id-mismatch", f"the page links itself as {named.url}, the URL is {expected.url}"
+            )
+        if named.lang != expected.lang:
+            raise ParseError(
+                "lang-mismatch", f"the page is on the {named.lang} site, the URL on {expected.lang}"
+            )
+
+
+def _status_blocks(bottommeta) -> tuple[list, object]:
+    """(tag columns, status block) of the footer."""
+    columns, status = [], None
+    if bottommeta is not None:
+        for div in bottommeta.iter("div"):
+            if _has(div, "read__tagscol"):
+                columns.append(div)
+            elif status is None and _has(div, "read__status"):
+                status = div
+    return columns, status
+
+
+def _published(page: _Page, status) -> tuple[str, str | None]:
+    """(published_at, announce_date) -- see the module docstring."""
+    announce_date = None
+    if page.announce is not None:
+        day = _display_day(_text(page.announce))
+        announce_date = day.isoformat() if day else None
+    if page.published is not None:
+        day = _iso_day(page.published.get("datetime")) or _display_day(_text(page.published))
+        clock = _clock(_text(page.clock)) if page.clock is not None else None
+        if day is not None and clock is not None:
+            return moscow_iso(day, *clock), announce_date
+    # Announcements (and any page whose meta block lacks the time): the status block's
+    # "Publication date: <time datetime=…>December 10, 2012, 16:00</time>" (§2).
+    status_time = next(status.iter("time"), None) if status is not None else None
+    if status_time is not None:
+        text = _text(status_time)
+        day = _iso_day(status_time.get("datetime")) or _display_day(text)
+        clock = _clock(text)
+        if day is not None and clock is not None:
+            return moscow_iso(day, *clock), announce_date
+    raise ParseError("no-date", "no publication date and time on the page")
+
+
+def _lead(lead) -> str:
+    if lead is None:
+        return ""
+    paragraphs = list(lead.iter("p"))
+    if not paragraphs:
+        return _text(lead)
+    return "\n".join(t for t in (_text(p) for p in paragraphs) if t)
+
+
+_TAG_KINDS = {
+    "topics": "topic",
+    "темы": "topic",
+    "persons": "person",
+    "лица": "person",
+    "geography": "geography",
+    "география": "geography",
+}
+_CATALOG_KINDS = (
+    ("/catalog/keywords/", "topic"),
+    ("/catalog/persons/", "person"),
+    ("/catalog/countries/", "geography"),
+    ("/catalog/regions/", "geography"),
+)
+
+
+def _tags(columns: Sequence, status, base: str) -> tuple[list[Tag], list[str]]:
+    found: dict[tuple[str, str, str | None], None] = {}  # ordered, without repeats
+    for column in columns:
+        heading = next(column.iter("h3"), None)
+        kind = _TAG_KINDS.get(_text(heading).lower()) if heading is not None else None
+        for link in column.iter("a"):
+            if link.get("rel") != "tag":
+                continue  # the "5 more" toggle
+            # Keyword anchors carry an <i></i> icon and a trailing space (§2).
+            name = normalize_text("".join(link.itertext()))
+            url = _absolute(base, link.get("href"))
+            link_kind = kind or next((k for part, k in _CATALOG_KINDS if url and part in url), None)
+            if name and url and link_kind:
+                found[link_kind, name, url] = None
+    sections: list[str] = []
+    if status is not None:
+        # "Published in sections: <a>News</a>, <a>Transcripts</a>": the status paragraph whose
+        # links have no class (the direct link and the text-version link do; the date has none).
+        for paragraph in status.iter("p"):
+            links = list(paragraph.iter("a"))
+            if not links or any(a.get("class") for a in links):
+                continue
+            for link in links:
+                name = _text(link)
+                if name and name not in sections:
+                    sections.append(name)
+                    found["section", name, _absolute(base, link.get("href"))] = None
+    return [Tag(kind, name, url) for kind, name, url in found], sections
+
+
+def _updated(read) -> str | None:
+    """The "Last updated at <time>" stamp, the last block of div.read (§2)."""
+    if read is None or not len(read):
+        return None
+    block = read[-1]
+    if not _has(block, "read__updated"):
+        block = next((b for b in read if _has(b, "read__updated")), None)
+        if block is None:
+            return None
+    time = next(block.iter("time"), None)
+    if time is None:
+        return None
+    text = _text(time)
+    return _stamp(_iso_day(time.get("datetime")) or _display_day(text), _clock(text))
+
+
+def _twin(root, expected: urls.EventURL) -> str | None:
+    """The other language's page: <link rel="alternate" hreflang=… href=…> in the head (§1)."""
+    head = root[0] if len(root) and root[0].tag == "head" else None
+    if head is None:
+        return None
+    for link in head.iterchildren("link"):
+        hreflang = link.get("hreflang")
+        if hreflang is None or link.get("rel") != "alternate":
+            continue
+        hreflang = hreflang.strip().lower()
+        if hreflang not in urls.HOSTS or hreflang == expected.lang:
+            continue
+        href = _absolute(expected.url, link.get("href"))
+        if not href:
+            continue
+        twin = urls.event_url(hreflang, expected.kremlin_id)
+        if href in (twin, twin + "/print"):
+            return twin  # the print twin links .../print
+        try:
+            return urls.parse_event_url(href).url
+        except ValueError:
+            return href
+    return None
+
+
+def parse_event(body: bytes, url: str) -> Transcript:
+    """Parse an event page into a `Transcript` (content fields only; provenance is the crawl's).
+
+    `url` names the record: any form `urls.parse_event_url` accepts (canonical, `/print`,
+    `/copy/<id>`, `/d/<id>`). Raises `ParseError` (and nothing else) when the body is not a
+    complete event page of that id -- see the module docstring for the rules.
+    """
+    try:
+        expected = urls.parse_event_url(url)
+    except ValueError as exc:
+        raise ParseError("bad-url", str(exc)) from None
+    root = _html_root(_decode(body), whole_page=True)
+    article = _article(root)
+    read = article.getparent().getparent() if article is not None else _first(_X_READ, root)
+    if article is None:
+        raise _classify_non_event(root, read)
+    if read is not None and not _has(read, "read"):
+        read = None
+    _check_identity(expected, article, read)
+
+    page = _Page(article)
+    title = _text(page.title)
+    if not title:
+        raise ParseError("no-title", "no h1.entry-title")
+    columns, status = _status_blocks(page.bottommeta)
+    published_at, announce_date = _published(page, status)
+
+    paragraphs: list[str] = []
+    lines: list[tuple[str | None, str, bool]] = []
+    for element in page.paragraphs:
+        parsed = _paragraph(element)
+        if parsed:
+            paragraphs.append(parsed[0])
+            lines.append(parsed[1])
+
+    tags, sections = _tags(columns, status, expected.url)
+    return Transcript(
+        kremlin_id=expected.kremlin_id,
+        lang=expected.lang,
+        url=expected.url,
+        title=title,
+        published_at=published_at,
+        lead=_lead(page.lead),
+        place=_text(page.place) or None,
+        paragraphs=paragraphs,
+        utterances=assemble_utterances(lines),
+        tags=tags,
+        sections=sections,
+        updated_at=_updated(read),
+        twin_url=_twin(root, expected),
+        announce_date=announce_date,
+    )
