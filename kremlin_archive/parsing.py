@@ -10,6 +10,10 @@ Public API
     An event page (`/events/president/news/<id>`, its `/print` twin, a `/copy/<id>` URL as the
     name of the record). Raises `ParseError` -- and nothing else -- for anything that is not a
     complete event page; `.reason` is a short machine code (see `ParseError`).
+``parse_listing(body, url) -> Listing``
+    A news listing page (`page/N`, `by-date/DD.MM.YYYY`, the first page).
+``parse_feed(body, url) -> list[FeedEntry]``
+    The Atom feed.
 ``split_speaker_label(paragraph) -> (speaker, rest) | None``, ``is_section_break(text)``,
 ``assemble_utterances(...)``, ``normalize_text(text)``, ``moscow_iso(...)``
     The text-level rules, shared with the legacy plain-text import.
@@ -72,6 +76,9 @@ Tags and sections
 Geography/География -> "geography"; an unknown heading falls back to the catalog path of the
 link). "Published in sections" links give `Transcript.sections` (names) *and* ``Tag(kind=
 "section")``. Tag URLs are absolute.
+
+The Atom feed's timestamps are kept verbatim; they are labelled ``+04:00`` even in 2020 when
+Moscow was at +03:00 (§5), so they are not to be trusted: the page's own time is authoritative.
 """
 
 from __future__ import annotations
@@ -79,6 +86,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -98,7 +106,7 @@ class ParseError(Exception):
     `reason` is a short machine code for stats and the `errors` table: ``bad-url``, ``empty``,
     ``not-bytes``, ``not-html``, ``truncated``, ``not-found-page``, ``listing-page``,
     ``photos-tab``, ``videos-tab``, ``acts-page``, ``no-article``, ``no-title``, ``no-date``,
-    ``id-mismatch``, ``lang-mismatch``; the legacy text import
+    ``id-mismatch``, ``lang-mismatch``, ``not-listing``, ``not-feed``; the legacy text import
     uses ``txt-line-<n>`` (n = 1-based line number). The message says what was wrong in words.
     """
 
@@ -106,6 +114,43 @@ class ParseError(Exception):
         super().__init__(f"{reason}: {message}" if message else reason)
         self.reason = reason
         self.message = message or reason
+
+
+@dataclass(frozen=True)
+class ListingItem:
+    """One entry of a listing page. `url` is the canonical event URL (`urls.event_url`); an
+    entry that links elsewhere (a document on `/acts/news`) keeps its own absolute link."""
+
+    kremlin_id: int
+    url: str
+    title: str
+    published_at: str  # ISO 8601 with Moscow's offset; just the date if the entry shows no time
+    place: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A listing page. The site's labels are inverted (§4): the "Previous" button
+    (``a.more-next[rel=next]``) leads to OLDER items, "Next" (``a.more-prev``) to NEWER ones."""
+
+    items: list[ListingItem]
+    older_url: str | None
+    newer_url: str | None
+    page: int | None
+    pages: int | None
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One Atom entry. `published` / `updated` are verbatim: the feed labels Moscow local time
+    with +04:00 even in 2020 (§5) -- use the page's time, not these."""
+
+    kremlin_id: int | None
+    url: str
+    title: str
+    published: str
+    updated: str | None
+    summary: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -886,3 +931,181 @@ def parse_event(body: bytes, url: str) -> Transcript:
         twin_url=_twin(root, expected),
         announce_date=announce_date,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Listing pages
+# --------------------------------------------------------------------------------------------
+
+_X_ITEM_LINK = etree.XPath(".//h3//a[@href] | .//a[@rel='bookmark'][@href]")
+_X_ITEM_TITLE = etree.XPath(f".//span[{_has_class('entry-title')}]")
+_X_ITEM_TIME = etree.XPath(".//time")
+_X_ITEM_PLACE = etree.XPath(f".//*[{_has_class('hentry__location')}]")
+_X_OLDER = etree.XPath(f"//a[{_has_class('more-next')}]")
+_X_NEWER = etree.XPath(f"//a[{_has_class('more-prev')}]")
+
+
+def _int_attr(element, name: str) -> int | None:
+    value = (element.get(name) or "").strip() if element is not None else ""
+    return int(value) if value.isdigit() else None
+
+
+def _listing_item(element, lang: str, base: str) -> ListingItem | None:
+    kremlin_id = _int_attr(element, "data-id")
+    if kremlin_id is None or kremlin_id <= 0:
+        return None
+    link = _first(_X_ITEM_LINK, element)
+    href = _absolute(base, link.get("href")) if link is not None else None
+    url = urls.event_url(lang, kremlin_id)
+    if href and not urls.is_event_url(href) and "/events/" not in href:
+        url = href  # not an event page (a document on /acts/news): keep its own link
+    title_el = _first(_X_ITEM_TITLE, element)
+    title = _text(title_el) if title_el is not None else ""
+    time = _first(_X_ITEM_TIME, element)
+    published = None
+    if time is not None:
+        text = _text(time)
+        published = _stamp(_iso_day(time.get("datetime")) or _display_day(text), _clock(text))
+    place_el = _first(_X_ITEM_PLACE, element)
+    place = (_text(place_el) or None) if place_el is not None else None
+    return ListingItem(kremlin_id, url, title, published or "", place)
+
+
+def _page_url(lister, page: int, base: str) -> str | None:
+    """The URL of listing page `page` from the site's own pagination attributes (§4):
+    page 1 is ``data-base-url``, others ``data-url-template`` with PAGE replaced."""
+    if lister is None:
+        return None
+    if page == 1 and lister.get("data-base-url"):
+        return _absolute(base, lister.get("data-base-url"))
+    template = lister.get("data-url-template") or ""
+    return _absolute(base, template.replace("PAGE", str(page))) if "PAGE" in template else None
+
+
+def _same_host(url: str | None, base: str) -> str | None:
+    if not url:
+        return None
+    target, origin = urlsplit(url), urlsplit(base)
+    return target._replace(scheme=origin.scheme, netloc=origin.netloc).geturl()
+
+
+def parse_listing(body: bytes, url: str) -> Listing:
+    """Parse a listing page (`…/news`, `…/news/page/N`, `…/news/by-date/DD.MM.YYYY`) or a
+    fragment of listing items.
+
+    Items keep page order (newest first). `older_url` / `newer_url` are absolute on the host of
+    `url`, built from the page's pagination attributes when it has them (else the button's
+    link); None where the page has no such button. Raises ParseError("not-listing") for
+    anything without listing items or a ``div.lister-page``.
+    """
+    lang = urls.lang_of_host(url) if isinstance(url, str) else None
+    if lang is None:
+        raise ParseError("bad-url", f"not a kremlin.ru URL: {url!r}")
+    root = _html_root(_decode(body), whole_page=False)
+    if _X_ANY_ARTICLE(root):
+        raise ParseError("not-listing", "an event page, not a listing")
+    lister = _first(_X_LISTER, root)
+    elements = _X_LIST_ITEMS(root)
+    if lister is None and not elements:
+        raise ParseError("not-listing", "no div.lister-page and no listing items")
+    items = [item for item in (_listing_item(e, lang, url) for e in elements) if item]
+    page, pages = _int_attr(lister, "data-page"), _int_attr(lister, "data-pages")
+
+    def neighbour(xpath: etree.XPath, offset: int) -> str | None:
+        button = _first(xpath, root)
+        if button is None:
+            return None
+        if page is not None and page + offset >= 1:
+            built = _page_url(lister, page + offset, url)
+            if built:
+                return _same_host(built, url)
+        return _same_host(_absolute(url, button.get("href")), url)
+
+    return Listing(items, neighbour(_X_OLDER, 1), neighbour(_X_NEWER, -1), page, pages)
+
+
+# --------------------------------------------------------------------------------------------
+# Atom feed
+# --------------------------------------------------------------------------------------------
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+# No network, no entity expansion (billion laughs), no DTD, bounded tree size.
+_XML_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+
+def _child_text(element, name: str) -> str | None:
+    child = element.find(_ATOM + name)
+    return child.text.strip() if child is not None and child.text else None
+
+
+def _summary_text(element) -> str:
+    summary = element.find(_ATOM + "summary")
+    if summary is None or not summary.text:
+        return ""
+    if (summary.get("type") or "text") not in ("html", "xhtml"):
+        return normalize_text(summary.text)
+    try:
+        fragment = etree.fromstring(
+            ("<html><body>" + summary.text + "</body></html>").encode("utf-8"), _HTML_PARSER
+        )
+    except (etree.LxmlError, ValueError):
+        return normalize_text(summary.text)
+    if fragment is None:
+        return ""
+    paragraphs = fragment.findall(".//p")
+    texts = [_text(p) for p in paragraphs] if paragraphs else [_text(fragment)]
+    return "\n".join(t for t in texts if t)
+
+
+def parse_feed(body: bytes, url: str) -> list[FeedEntry]:
+    """Parse the site's Atom feed into entries (feed order).
+
+    Timestamps are returned verbatim (see `FeedEntry`). `summary` is the summary's text,
+    paragraphs joined by "\\n", images dropped. Entries without a link or without any timestamp
+    are skipped. Anything that is not an Atom feed raises ParseError("not-feed").
+    """
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise ParseError("not-bytes", f"expected the feed as bytes, got {type(body)!r}")
+    if not bytes(body).strip():
+        raise ParseError("empty", "the response body is empty")
+    try:
+        root = etree.fromstring(bytes(body), _XML_PARSER)
+    except (etree.LxmlError, ValueError) as exc:
+        raise ParseError("not-feed", f"not well-formed XML ({exc})") from None
+    if root is None or root.tag != _ATOM + "feed":
+        raise ParseError("not-feed", "the document is not an Atom <feed>")
+    entries = []
+    for entry in root.iterfind(_ATOM + "entry"):
+        link = None
+        for candidate in entry.iterfind(_ATOM + "link"):
+            if candidate.get("rel", "alternate") == "alternate" and candidate.get("href"):
+                link = candidate.get("href")
+                break
+        link = _absolute(url, link or _child_text(entry, "id"))
+        published = _child_text(entry, "published") or _child_text(entry, "updated")
+        if not link or not published:
+            continue
+        try:
+            kremlin_id: int | None = urls.parse_event_url(link).kremlin_id
+        except ValueError:
+            kremlin_id = None
+        title_el = entry.find(_ATOM + "title")
+        entries.append(
+            FeedEntry(
+                kremlin_id=kremlin_id,
+                url=link,
+                title=normalize_text("".join(title_el.itertext())) if title_el is not None else "",
+                published=published,
+                updated=_child_text(entry, "updated"),
+                summary=_summary_text(entry),
+            )
+        )
+    return entries
