@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -30,6 +31,7 @@ PROJECT = "kremlin_archive"
 SINCE, UNTIL = "2020-08-20", "2020-08-27"
 # Listed on the captured by-date/27.08.2020 page with dates 20-27 August 2020 (all captured).
 EXPECTED_EVENTS = 19
+EVENT_PAGE = re.compile(r"/events/president/news/\d+$")
 FAST_SETTINGS = (
     "DOWNLOAD_DELAY=0",
     "AUTOTHROTTLE_ENABLED=0",
@@ -147,17 +149,23 @@ class Scrapyd:
         return "\n".join(parts)
 
 
-@pytest.fixture
-def scrapyd(tmp_path, mirror_dir):
-    """scrapyd whose jobs crawl through a replay server of the capture (`.replay`)."""
-    home = tmp_path / "scrapyd"
-    home.mkdir()
+@pytest.fixture(scope="module")
+def scrapyd(tmp_path_factory, mirror_dir, egg):
+    """scrapyd whose jobs crawl through a replay server of the capture (`.replay`), with the
+    project deployed as version r1."""
+    home = tmp_path_factory.mktemp("scrapyd")
     with ReplayServer(mirror_dir) as replay:
         server = Scrapyd(home, replay.proxy_url)
         server.replay = replay
         try:
             try:
                 server.wait_ready()
+                with open(egg, "rb") as f:
+                    server.added = server.post(
+                        "addversion.json",
+                        {"project": PROJECT, "version": "r1"},
+                        files={"egg": ("project.egg", f)},
+                    )
             except BaseException:
                 print(server.diagnostics())
                 raise
@@ -177,36 +185,43 @@ def wait_finished(server: Scrapyd, jobid: str, timeout: float = 180) -> dict:
     raise TimeoutError(f"job {jobid} not finished within {timeout} s: {jobs}")
 
 
-def test_deploy_to_scrapyd_schedule_and_archive(scrapyd, egg, tmp_path):
-    data = tmp_path / "data"  # absolute paths: scrapyd runs jobs in its own folder
+def schedule(server: Scrapyd, home: Path, **spider_args: str) -> str:
+    """Schedule the kremlin spider on the archive in `home` (absolute paths: scrapyd runs
+    jobs in its own folder); returns the job id."""
+    settings = [
+        f"KREMLIN_DB={home / 'kremlin.db'}",
+        f"KREMLIN_WARC_DIR={home / 'warc'}",
+        *FAST_SETTINGS,
+    ]
+    scheduled = server.post(
+        "schedule.json",
+        [
+            ("project", PROJECT),
+            ("spider", "kremlin"),
+            *spider_args.items(),
+            *(("setting", s) for s in settings),
+        ],
+    )
+    assert scheduled["status"] == "ok", scheduled
+    return scheduled["jobid"]
+
+
+def job_log(server: Scrapyd, jobid: str) -> str:
+    return (server.home / "logs" / PROJECT / "kremlin" / f"{jobid}.log").read_text()
+
+
+def test_deploy_to_scrapyd_schedule_and_archive(scrapyd, tmp_path):
+    data = tmp_path / "data"
     db_path, warc_dir = data / "kremlin.db", data / "warc"
     try:
-        with open(egg, "rb") as f:
-            added = scrapyd.post(
-                "addversion.json",
-                {"project": PROJECT, "version": "r1"},
-                files={"egg": ("project.egg", f)},
-            )
-        assert added["status"] == "ok", added
-        assert added["spiders"] >= 2
+        assert scrapyd.added["status"] == "ok", scrapyd.added
+        assert scrapyd.added["spiders"] >= 2
         spiders = scrapyd.get("listspiders.json", project=PROJECT)
         assert {"kremlin", "urls"} <= set(spiders["spiders"]), spiders
 
-        settings = [f"KREMLIN_DB={db_path}", f"KREMLIN_WARC_DIR={warc_dir}", *FAST_SETTINGS]
-        scheduled = scrapyd.post(
-            "schedule.json",
-            [
-                ("project", PROJECT),
-                ("spider", "kremlin"),
-                ("lang", "en"),
-                ("since", SINCE),
-                ("until", UNTIL),
-                *(("setting", s) for s in settings),
-            ],
-        )
-        assert scheduled["status"] == "ok", scheduled
-        job = wait_finished(scrapyd, scheduled["jobid"])
-        log = (scrapyd.home / "logs" / PROJECT / "kremlin" / f"{job['id']}.log").read_text()
+        jobid = schedule(scrapyd, data, lang="en", since=SINCE, until=UNTIL)
+        wait_finished(scrapyd, jobid)
+        log = job_log(scrapyd, jobid)
         assert "Spider closed (finished)" in log, log[-4000:]
 
         with sqlite3.connect(db_path) as conn:
@@ -225,3 +240,43 @@ def test_deploy_to_scrapyd_schedule_and_archive(scrapyd, egg, tmp_path):
     except BaseException:
         print(scrapyd.diagnostics())
         raise
+
+
+def test_cancelled_job_is_interrupted_and_the_next_job_resumes(scrapyd, tmp_path):
+    """cancel.json sends SIGINT: the run ends as 'interrupted'; scheduling again completes it
+    without fetching the stored events again."""
+    data = tmp_path / "data"
+    args = {"lang": "en", "since": "2020-08-01", "until": UNTIL}
+    scrapyd.replay.clear_log()
+    scrapyd.replay.fault(EVENT_PAGE, "slow", delay=0.3)
+    try:
+        jobid = schedule(scrapyd, data, **args)
+        deadline = time.monotonic() + 120
+        while scrapyd.replay.count(EVENT_PAGE) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scrapyd.post("cancel.json", {"project": PROJECT, "job": jobid})["prevstate"] == (
+            "running"
+        )
+        wait_finished(scrapyd, jobid)
+        scrapyd.replay.clear_faults()
+        with sqlite3.connect(data / "kremlin.db") as conn:
+            run = conn.execute("SELECT status, finish_reason FROM runs").fetchall()
+            stored = {r[0] for r in conn.execute("SELECT url FROM events")}
+        assert run == [("interrupted", "shutdown")]
+        assert stored, "some events were stored before the cancel"
+
+        scrapyd.replay.clear_log()
+        again = schedule(scrapyd, data, **args)
+        wait_finished(scrapyd, again)
+        assert "Spider closed (finished)" in job_log(scrapyd, again)
+        with sqlite3.connect(data / "kremlin.db") as conn:
+            runs = conn.execute("SELECT status FROM runs ORDER BY rowid").fetchall()
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert runs == [("interrupted",), ("finished",)]
+        refetched = {r.url for r in scrapyd.replay.log} & stored
+        assert refetched == set(), "stored events are not fetched again"
+    except BaseException:
+        print(scrapyd.diagnostics())
+        raise
+    finally:
+        scrapyd.replay.clear_faults()
