@@ -8,6 +8,7 @@ Exit codes (suited to cron): 0 done (page errors are recorded in the database, n
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def run_spider(
     click.echo(summary, err=True)
     # Monitoring without another tool: every run is a row of the `runs` table.
     click.echo(
-        f"kremlin-archive: history: sqlite3 {db_path} "
+        f"kremlin-archive: history: sqlite3 {shlex.quote(db_path)} "
         '"SELECT id, status, started_at, finished_at, events_new, events_changed, errors '
         'FROM runs ORDER BY started_at DESC LIMIT 5"',
         err=True,
