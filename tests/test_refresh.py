@@ -488,7 +488,8 @@ def test_a_run_is_refused_while_another_holds_the_database(archive, site):
 def test_two_runs_started_together(mirror_dir, tmp_path):
     home = tmp_path / "archive"
     with ReplayServer(mirror_dir) as replay:
-        replay.fault(EVENT, "slow", delay=0.05)
+        # a crawl of several seconds, so that both runs are alive at the same time
+        replay.fault(EVENT, "slow", delay=0.1)
         procs = [_popen((*BACKFILL, *paths(home)), replay.proxy_url) for _ in range(2)]
         results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = sorted(code for code, _out, _err in results)
