@@ -359,7 +359,10 @@ _RU_MONTHS = _numbered(
 )
 _ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
 _CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
-_EN_DATE = re.compile(r"\b([A-Z][a-z]+)\s+(\d{1,2})\b\D*?(\d{4})")
+# "March 18, 2020", "April 7 − 8, 2013", "April 30 − May 1, 2013" (the first day is kept).
+_EN_DATE = re.compile(
+    r"\b([A-Z][a-z]+)\s+(\d{1,2})(?:\s*[-–−]\s*(?:[A-Z][a-z]+\s+)?\d{1,2})?,?\s+(\d{4})\b"
+)
 _RU_DATE = re.compile(r"(\d{1,2})(?:\s*[-–−]\s*\d{1,2})?\s+([а-яё]+)\s+(\d{4})", re.IGNORECASE)
 
 
@@ -942,6 +945,11 @@ _X_ITEM_TITLE = etree.XPath(f".//span[{_has_class('entry-title')}]")
 _X_ITEM_TIME = etree.XPath(".//time")
 _X_ITEM_PLACE = etree.XPath(f".//*[{_has_class('hentry__location')}]")
 _X_OLDER = etree.XPath(f"//a[{_has_class('more-next')}]")
+# Items with the day headers between them, in page order (§4: h2.events__title > time).
+_X_DAYS_AND_ITEMS = etree.XPath(
+    f"//h2[{_has_class('events__title')}]//time[@datetime]"
+    f" | //div[{_has_class('hentry')}][@data-id]"
+)
 _X_NEWER = etree.XPath(f"//a[{_has_class('more-prev')}]")
 
 
@@ -950,14 +958,15 @@ def _int_attr(element, name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _listing_item(element, lang: str, base: str) -> ListingItem | None:
+def _listing_item(element, lang: str, base: str, day: dt.date | None) -> ListingItem | None:
+    """One entry; `day` is the day header above it, the date of an entry that shows none."""
     kremlin_id = _int_attr(element, "data-id")
     if kremlin_id is None or kremlin_id <= 0:
         return None
     link = _first(_X_ITEM_LINK, element)
     href = _absolute(base, link.get("href")) if link is not None else None
     url = urls.event_url(lang, kremlin_id)
-    if href and not urls.is_event_url(href) and "/events/" not in href:
+    if href and "/events/" not in urlsplit(href).path:
         url = href  # not an event page (a document on /acts/news): keep its own link
     title_el = _first(_X_ITEM_TITLE, element)
     title = _text(title_el) if title_el is not None else ""
@@ -966,9 +975,12 @@ def _listing_item(element, lang: str, base: str) -> ListingItem | None:
     if time is not None:
         text = _text(time)
         published = _stamp(_iso_day(time.get("datetime")) or _display_day(text), _clock(text))
+    published = published or _stamp(day, None)
+    if published is None:
+        return None  # an entry without any date cannot be placed in the archive's timeline
     place_el = _first(_X_ITEM_PLACE, element)
     place = (_text(place_el) or None) if place_el is not None else None
-    return ListingItem(kremlin_id, url, title, published or "", place)
+    return ListingItem(kremlin_id, url, title, published, place)
 
 
 def _page_url(lister, page: int, base: str) -> str | None:
@@ -993,10 +1005,12 @@ def parse_listing(body: bytes, url: str) -> Listing:
     """Parse a listing page (`…/news`, `…/news/page/N`, `…/news/by-date/DD.MM.YYYY`) or a
     fragment of listing items.
 
-    Items keep page order (newest first). `older_url` / `newer_url` are absolute on the host of
-    `url`, built from the page's pagination attributes when it has them (else the button's
-    link); None where the page has no such button. Raises ParseError("not-listing") for
-    anything without listing items or a ``div.lister-page``.
+    Items keep page order (newest first); `published_at` is the entry's own date and time (the
+    day header above it when the entry shows none, as a bare date); entries without any date
+    are left out. `older_url` / `newer_url` are absolute on the host of `url`, built from the
+    page's pagination attributes when it has them (else the button's link); None where the page
+    has no such button. Raises ParseError("not-listing") for anything without listing items or
+    a ``div.lister-page``.
     """
     lang = urls.lang_of_host(url) if isinstance(url, str) else None
     if lang is None:
@@ -1005,10 +1019,15 @@ def parse_listing(body: bytes, url: str) -> Listing:
     if _X_ANY_ARTICLE(root):
         raise ParseError("not-listing", "an event page, not a listing")
     lister = _first(_X_LISTER, root)
-    elements = _X_LIST_ITEMS(root)
-    if lister is None and not elements:
+    items: list[ListingItem] = []
+    day = None
+    for element in _X_DAYS_AND_ITEMS(root):
+        if element.tag == "time":
+            day = _iso_day(element.get("datetime"))
+        elif (item := _listing_item(element, lang, url, day)) is not None:
+            items.append(item)
+    if lister is None and not items:
         raise ParseError("not-listing", "no div.lister-page and no listing items")
-    items = [item for item in (_listing_item(e, lang, url) for e in elements) if item]
     page, pages = _int_attr(lister, "data-page"), _int_attr(lister, "data-pages")
 
     def neighbour(xpath: etree.XPath, offset: int) -> str | None:
