@@ -55,14 +55,14 @@ def session() -> requests.Session:
 @pytest.fixture(scope="module")
 def egg(tmp_path_factory) -> Path:
     """The egg scrapyd-deploy builds from a copy of this working tree (the build writes
-    build/ and *.egg-info next to setup.py: not in the shared tree)."""
+    build/ and *.egg-info in the project folder: not in the shared tree)."""
     src = tmp_path_factory.mktemp("egg-src")
     shutil.copytree(
         REPO / "kremlin_archive",
         src / "kremlin_archive",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
-    for name in ("setup.py", "scrapy.cfg", "pyproject.toml", "README.md"):
+    for name in ("scrapy.cfg", "pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     out = src / "kremlin_archive.egg"
     build = subprocess.run(
