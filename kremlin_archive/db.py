@@ -13,6 +13,7 @@ is not written at all: the fetch that saw it is the only trace, as the archive p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -839,3 +840,189 @@ def recently_missing_events(db: Database, lang: str, since: str) -> set[int]:
         [f"{lang}-%", since],
     )
     return {int(r[0].split("-", 1)[1]) for r in rows}
+
+
+# -- exports and statistics (added for issue 8: the `export`, `import-txt` and `stats` commands
+# read these; exports stream -- one event in memory at a time) ----------------------------------
+
+# Columns of the fetch an event's current content came from that exports carry as provenance.
+EXPORT_FETCH_COLUMNS = (
+    "final_url", "status", "etag", "last_modified", "payload_sha256", "run_id",
+    "warc_filename", "warc_offset", "warc_length", "warc_record_id",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def read_snapshot(db: Database) -> Iterator[Database]:
+    """A read transaction: everything read inside sees one state of the archive, even while a
+    crawl keeps committing (WAL). Nothing is written; the transaction is rolled back."""
+    if db.conn.in_transaction:
+        yield db
+        return
+    db.execute("BEGIN")
+    try:
+        yield db
+    finally:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+
+
+def _event_filter(
+    lang: str | None, since: str | None, until: str | None, ids: Iterable[str] | None
+) -> tuple[str, list[Any]]:
+    """WHERE clause over `events e` with the filters of `iter_event_ids`."""
+    where, params = ["1 = 1"], []
+    if lang and lang != "both":
+        where.append("e.lang = ?")
+        params.append(lang)
+    if since:
+        where.append("substr(e.published_at, 1, 10) >= ?")
+        params.append(since)
+    if until:
+        where.append("substr(e.published_at, 1, 10) <= ?")
+        params.append(until)
+    if ids is not None:
+        ids = list(ids)
+        where.append(f"e.id IN ({', '.join('?' for _ in ids)})")
+        params.extend(ids)
+    return " AND ".join(where), params
+
+
+def count_events(
+    db: Database,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    ids: Iterable[str] | None = None,
+) -> int:
+    """How many events `iter_event_records` with the same filters yields."""
+    where, params = _event_filter(lang, since, until, ids)
+    return db.execute(f"SELECT count(*) FROM events e WHERE {where}", params).fetchone()[0]
+
+
+def missing_event_ids(db: Database, ids: Iterable[str]) -> list[str]:
+    """The ids of `ids` that are not in the archive, in the order given."""
+    return [
+        event_id
+        for event_id in ids
+        if db.execute("SELECT 1 FROM events WHERE id = ?", [event_id]).fetchone() is None
+    ]
+
+
+def event_origin(db: Database, event_id: str) -> str | None:
+    """`events.origin` of an archived event (crawl | reparse | import:<file>), None if absent."""
+    row = db.execute("SELECT origin FROM events WHERE id = ?", [event_id]).fetchone()
+    return None if row is None else (row[0] or "crawl")
+
+
+def iter_event_records(
+    db: Database,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    ids: Iterable[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every matching event, oldest first (as `iter_event_ids`), one at a time, as
+    ``{"event": <events row>, "fetch": <EXPORT_FETCH_COLUMNS of its fetch, or None>,
+    "utterances": [{seq, speaker, text}], "tags": [{kind, name, url}]}``.
+
+    One streaming query walks `events` (joined with the fetch its content came from); an
+    event's utterances and tags are read when it is reached. Memory does not grow with the
+    archive. Use inside `read_snapshot` for one consistent state.
+    """
+    where, params = _event_filter(lang, since, until, ids)
+    fetch_columns = ", ".join(f"f.{c} AS [fetch.{c}]" for c in EXPORT_FETCH_COLUMNS)
+    cursor = db.execute(
+        f"SELECT e.*, f.id AS [fetch.id], {fetch_columns} FROM events e "
+        f"LEFT JOIN fetches f ON f.id = e.fetch_id WHERE {where} ORDER BY e.published_at, e.id",
+        params,
+    )
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        event, fetch = {}, {}
+        for name, value in zip(names, values, strict=True):
+            if name.startswith("fetch."):
+                fetch[name.removeprefix("fetch.")] = value
+            else:
+                event[name] = value
+        yield {
+            "event": event,
+            "fetch": fetch if fetch.pop("id") is not None else None,
+            "utterances": [
+                {"seq": r[0], "speaker": r[1], "text": r[2]}
+                for r in db.execute(
+                    "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
+                    [event["id"]],
+                )
+            ],
+            "tags": [
+                {"kind": r[0], "name": r[1], "url": r[2]}
+                for r in db.execute(
+                    "SELECT t.kind, t.name, t.url FROM event_tags et "
+                    "JOIN tags t ON t.id = et.tag_id WHERE et.event_id = ? ORDER BY et.seq",
+                    [event["id"]],
+                )
+            ],
+        }
+
+
+def archive_stats(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
+    """What the archive holds, for `kremlin-archive stats`.
+
+    `years`: per (lang, year) the events, the transcripts among them (events with two or more
+    distinct speakers) and their turns (utterances with a speaker); `tags`: per kind the
+    distinct tags and their links to events; `runs`: the last runs, newest first;
+    `last_run_errors`: errors of the newest run by stage; `totals`: row counts.
+    """
+    transcript = "json_array_length(coalesce(e.speakers, '[]')) >= 2"
+    years: dict[tuple[str, int], dict[str, Any]] = {}
+    for lang, year, events, transcripts in db.execute(
+        f"SELECT e.lang, e.year, count(*), sum({transcript}) FROM events e "
+        "GROUP BY e.lang, e.year ORDER BY e.year, e.lang"
+    ):
+        years[(lang, year)] = {
+            "lang": lang, "year": year, "events": events, "transcripts": transcripts, "turns": 0
+        }  # fmt: skip
+    for lang, year, turns in db.execute(
+        "SELECT e.lang, e.year, count(*) FROM utterances u JOIN events e ON e.id = u.event_id "
+        f"WHERE u.speaker IS NOT NULL AND {transcript} GROUP BY e.lang, e.year"
+    ):
+        years[(lang, year)]["turns"] = turns
+    tags = [
+        {"kind": kind, "tags": count, "links": links}
+        for kind, count, links in db.execute(
+            "SELECT t.kind, count(DISTINCT t.id), count(et.event_id) FROM tags t "
+            "LEFT JOIN event_tags et ON et.tag_id = t.id GROUP BY t.kind ORDER BY t.kind"
+        )
+    ]
+    runs = list(
+        db.query(
+            "SELECT id, command, spider, status, finish_reason, started_at, finished_at, "
+            "requests, responses, events_new, events_changed, events_unchanged, errors "
+            "FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            [last_runs],
+        )
+    )
+    last_run_errors = (
+        dict(
+            db.execute(
+                "SELECT stage, count(*) FROM errors WHERE run_id = ? GROUP BY stage ORDER BY stage",
+                [runs[0]["id"]],
+            ).fetchall()
+        )
+        if runs
+        else {}
+    )
+    totals = {
+        table: db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
+        for table in ("events", "utterances", "tags", "fetches", "revisions", "runs", "errors")
+    }
+    return {
+        "totals": totals,
+        "years": list(years.values()),
+        "tags": tags,
+        "runs": runs,
+        "last_run_errors": last_run_errors,
+    }
