@@ -641,6 +641,66 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
     assert_sound(db_path, warc)
 
 
+# -- bugs -----------------------------------------------------------------------------------
+
+# Runs the CLI with a bug planted: the parser crashes on 63020, a pipeline on 63021.
+BUGGY = r'''
+from kremlin_archive import parsing, pipelines
+
+parse_event, validation_problems = parsing.parse_event, pipelines.validation_problems
+
+
+def buggy_parse_event(body, url):
+    if url.endswith("/63020"):
+        raise RuntimeError("planted parser bug")
+    return parse_event(body, url)
+
+
+def buggy_validation_problems(t):
+    if t.kremlin_id == 63021:
+        raise KeyError("planted pipeline bug")
+    return validation_problems(t)
+
+
+parsing.parse_event = buggy_parse_event
+pipelines.validation_problems = buggy_validation_problems
+
+from kremlin_archive.cli import main
+
+main()
+'''
+
+
+def test_a_crash_in_the_parser_or_a_pipeline_is_recorded(replay, tmp_path, mirror_dir):
+    """A bug must not lose a page in the log: an exception escaping a callback or a pipeline
+    becomes an `errors` row and a failed event, and the run goes on."""
+    launcher = tmp_path / "buggy.py"
+    launcher.write_text(BUGGY)
+    home = tmp_path / "archive"
+    command = [sys.executable, str(launcher), "fetch", FAULTED, *CONTROLS]
+    command += ["--db", str(home / "kremlin.db"), "--warc-dir", str(home / "warc")]
+    for setting in FAST:
+        command += ["-s", setting]
+    env = {**os.environ, "http_proxy": replay.proxy_url, "no_proxy": ""}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = Run(result, home / "kremlin.db", home / "warc", replay.log)
+    assert_stored_as_captured(run, mirror_dir, [63017])
+    assert event_ids(run) == {63017}
+    parser_bug = errors_of(run, CONTROLS[0])
+    assert [(e["stage"], e["reason"], e["status"]) for e in parser_bug] == [
+        ("parse", "unexpected RuntimeError: planted parser bug", 200)
+    ]  # fmt: skip
+    assert parser_bug[0]["fetch_id"] == fetches_of(run, CONTROLS[0])[0]["id"]
+    pipeline_bug = errors_of(run, CONTROLS[1])
+    assert [(e["stage"], e["reason"]) for e in pipeline_bug] == [
+        ("store", "unexpected KeyError: 'planted pipeline bug'")
+    ]  # fmt: skip
+    counts = json.loads(run.run_row["counts"])
+    assert (counts["events_new"], counts["events_failed"], counts["errors"]) == (1, 2, 2)
+    assert_sound(run.db_path, run.warc)
+
+
 # -- readers during a crawl ------------------------------------------------------------------
 
 
