@@ -62,6 +62,7 @@ DOWNLOADER_MIDDLEWARES = {
 
 EXTENSIONS = {
     "kremlin_archive.extensions.ArchiveRun": 100,
+    "kremlin_archive.progress.CrawlProgress": 900,  # a bar in a terminal only
 }
 
 ITEM_PIPELINES = {
