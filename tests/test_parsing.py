@@ -512,6 +512,15 @@ def test_page_cut_after_its_last_paragraph():
     assert reason(body[:cut], page_url("en_news_60707.html")) == "truncated"
 
 
+def test_page_the_html_parser_gives_up_on():
+    """libxml2 stops at elements nested deeper than 256 and keeps a partial tree; that partial
+    tree must not become a record with a body cut short."""
+    body = shared_page("en_news_63017.html")
+    at = body.index(b"<p>The") + 3
+    nested = body[:at] + b"<b>" * 300 + b"Vladimir Putin:" + b"</b>" * 300 + body[at:]
+    assert reason(nested) == "malformed"
+
+
 def test_site_404_page():
     body = shared_page("ru_error404_acts_bank_43577.html")
     assert reason(body, f"{RU}43577") == "not-found-page"
