@@ -365,7 +365,7 @@ _EN_MONTHS = _numbered(
 _RU_MONTHS = _numbered(
     "января февраля марта апреля мая июня июля августа сентября октября ноября декабря"
 )
-_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 _CLOCK = re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)")
 # "March 18, 2020", "April 7 − 8, 2013", "April 30 − May 1, 2013" (the first day is kept).
 _EN_DATE = re.compile(
@@ -468,6 +468,25 @@ def _first(xpath: etree.XPath, element):
     return found[0] if found else None
 
 
+# The happy path walks body > div.read > div.read__scroll > article#event-<id> (§2) and then
+# the few children of known blocks: an XPath evaluation has a fixed cost of some 15 µs in lxml,
+# more than walking a block. This XPath is the fallback for markup nested differently.
+_X_ANY_ARTICLE = etree.XPath("//article[starts-with(@id, 'event-')]")
+_X_READ = etree.XPath(f"/html/body/div[{_has_class('read')}]")
+
+# Only consulted to name what a page without an event article is.
+_X_ERROR_PAGE = etree.XPath(
+    f"/html/body[{_has_class('error_page')}] | //div[{_has_class('error_code')}]"
+)
+_X_ACTS = etree.XPath(
+    f"//div[{_has_class('reader_act_body')}] | //div[{_has_class('read__top__pravo')}]"
+)
+_X_PHOTOSET = etree.XPath(f"//div[{_has_class('photoset')}]")
+_X_VIDEO_TOP = etree.XPath(f"//div[{_has_class('read__top_media')}]")
+_X_LISTER = etree.XPath(f"//div[{_has_class('lister-page')}]")
+_X_LIST_ITEMS = etree.XPath(f"//div[{_has_class('hentry')}][@data-id]")
+
+
 def _child(element, tag: str, token: str):
     """The first child `tag` of `element` with class `token`, or None."""
     if element is not None:
@@ -486,25 +505,6 @@ def _article(root):
             if (article.get("id") or "").startswith("event-"):
                 return article
     return _first(_X_ANY_ARTICLE, root)
-
-
-# The happy path walks body > div.read > div.read__scroll > article#event-<id> (§2) and then
-# the few children of known blocks: an XPath evaluation has a fixed cost of some 15 µs in lxml,
-# more than walking a block. This XPath is the fallback for markup nested differently.
-_X_ANY_ARTICLE = etree.XPath("//article[starts-with(@id, 'event-')]")
-_X_READ = etree.XPath(f"/html/body/div[{_has_class('read')}]")
-
-# Only consulted to name what a page without an event article is.
-_X_ERROR_PAGE = etree.XPath(
-    f"/html/body[{_has_class('error_page')}] | //div[{_has_class('error_code')}]"
-)
-_X_ACTS = etree.XPath(
-    f"//div[{_has_class('reader_act_body')}] | //div[{_has_class('read__top__pravo')}]"
-)
-_X_PHOTOSET = etree.XPath(f"//div[{_has_class('photoset')}]")
-_X_VIDEO_TOP = etree.XPath(f"//div[{_has_class('read__top_media')}]")
-_X_LISTER = etree.XPath(f"//div[{_has_class('lister-page')}]")
-_X_LIST_ITEMS = etree.XPath(f"//div[{_has_class('hentry')}][@data-id]")
 
 
 def _runs(element, bold_owner=None, out=None) -> list:
