@@ -128,7 +128,7 @@ def reparse(
                 run_id=run_id,
                 url=capture.url,
                 stage="parse",
-                reason=f"{exc.reason}: {exc}",
+                reason=str(exc),
                 status=capture.status,
                 fetch_id=fetch_id,
             )

@@ -321,7 +321,7 @@ class KremlinSpider(EventSpider):
         return CrawlError(
             url=response.url,
             stage="parse",
-            reason=f"{exc.reason}: {exc}",
+            reason=str(exc),
             status=response.status,
             fetch_id=response.meta.get("kremlin_fetch", {}).get("id"),
         )
