@@ -1,13 +1,15 @@
 """`kremlin-archive`: one click group; commands only orchestrate.
 
 Exit codes (suited to cron): 0 done (page errors are recorded in the database, not fatal),
-1 failure, 2 bad usage or no valid URL, 3 stopped because the site refused (blocked),
+1 failure, interrupted, or incomplete (the listing walk could not get past a failed page),
+2 bad usage or no valid URL, 3 stopped because the site refused (blocked),
 4 another run holds the database.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -117,6 +119,13 @@ def run_spider(
     if stats.get("kremlin/blocked") or reason == "blocked":
         click.echo("kremlin-archive: stopped: the site keeps refusing requests (blocked)", err=True)
         return EXIT_BLOCKED
+    if reason == "finished" and stats.get("kremlin/walk_incomplete"):
+        click.echo(
+            "kremlin-archive: incomplete: the listing walk could not get past "
+            f"{stats['kremlin/walk_incomplete']} (see the errors table); run again to resume",
+            err=True,
+        )
+        return EXIT_FAILURE
     if reason == "finished":
         return EXIT_OK
     if reason == "shutdown":
@@ -271,6 +280,7 @@ def reparse(db_path, warc_dir):
     """
     from . import db as dbmod
     from .extensions import ArchiveLocked, RunLock
+    from .progress import Progress
     from .reparse import reparse as run_reparse
 
     if not Path(warc_dir).is_dir():
@@ -282,7 +292,8 @@ def reparse(db_path, warc_dir):
         sys.exit(EXIT_LOCKED)
     try:
         database = dbmod.open_db(db_path)
-        result = run_reparse(database, warc_dir)
+        with Progress("reparse", unit="capture") as progress:
+            result = run_reparse(database, warc_dir, progress=progress.update)
     finally:
         lock.release()
     counts = result.as_counts()
@@ -353,6 +364,271 @@ def serve(db_path, host, port, immutable):
     ds = serve_mod.build_datasette(db_path, immutable=immutable)
     click.echo(f"kremlin-archive: serving {db_path} at http://{host}:{port}/kremlin", err=True)
     serve_mod.run_server(ds, host=host, port=port)
+
+
+# -- export, import-txt, stats (issue 8) --------------------------------------------------------
+
+EVENT_ID = re.compile(r"^(ru|en)-[1-9][0-9]*$")
+
+
+def _check_event_ids(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [value for value in values if not EVENT_ID.match(value)]
+    if bad:
+        raise click.BadParameter(
+            f"{', '.join(map(repr, bad))}: expected an event id like ru-66419 or en-63017"
+        )
+    return values
+
+
+def _read_archive(db_path: str):
+    """The archive opened read-only; a missing file is a usage error (exit 2)."""
+    from . import db as dbmod
+
+    if not Path(db_path).is_file():
+        click.echo(f"kremlin-archive: no archive at {db_path} (see --db)", err=True)
+        sys.exit(EXIT_USAGE)
+    return dbmod.connect(db_path, readonly=True)
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["txt", "jsonl", "csv"]),
+    required=True,
+    help="txt: one file per event in the legacy format; jsonl: one event per line; "
+    "csv: events.csv + utterances.csv.",
+)
+@click.option("--lang", type=click.Choice(["ru", "en", "both"]), default="both", show_default=True)
+@click.option("--since", metavar="YYYY-MM-DD", help="Only events published on or after this day.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Only events published on or before this day.")
+@click.option(
+    "--id",
+    "event_ids",
+    multiple=True,
+    metavar="ID",
+    callback=_check_event_ids,
+    help="Only this event, e.g. ru-66419 (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="Folder for txt and csv (required); file for jsonl (default: standard output).",
+)
+@db_option
+def export(fmt, lang, since, until, event_ids, out, db_path):
+    """Export events with their speaker turns, tags and provenance (source URL, fetch time,
+    HTTP status, WARC record, parser version, origin, revisions, license and attribution) for R,
+    pandas and corpus tools. Days are Moscow dates of publication. Streams: memory stays flat
+    however large the archive; progress and messages go to standard error. Layouts: README,
+    "Exports and legacy text".
+
+    Example: kremlin-archive export --format jsonl --lang en --since 2020-03-01 --out march.jsonl
+
+    Example: kremlin-archive export --format txt --id ru-66419 --out legacy/
+    """
+    from . import db as dbmod
+    from .export import export_events
+    from .progress import Progress
+
+    _check_day(since, "since")
+    _check_day(until, "until")
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}")
+    if fmt in ("txt", "csv") and not out:
+        raise click.UsageError(f"--format {fmt} writes several files: give --out FOLDER")
+    database = _read_archive(db_path)
+    ids = list(dict.fromkeys(event_ids)) or None
+    filters = {"lang": lang, "since": since, "until": until, "ids": ids}
+    with dbmod.read_snapshot(database):
+        missing = dbmod.missing_event_ids(database, ids) if ids else []
+        for event_id in missing:
+            click.echo(f"kremlin-archive: warning: {event_id} is not in the archive", err=True)
+        total = dbmod.count_events(database, **filters)
+        # A bar on the terminal that also shows the jsonl would be torn by it.
+        bar = False if out is None and sys.stdout.isatty() else None
+        with Progress("export", total=total, unit="event", bar=bar) as progress:
+            result = export_events(
+                database, fmt, Path(out) if out else sys.stdout, **filters,
+                progress=progress.update,
+            )  # fmt: skip
+    where = out or "standard output"
+    click.echo(f"kremlin-archive: exported {result.events} event(s) as {fmt} to {where}", err=True)
+    if ids and len(missing) == len(ids):
+        sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_OK)
+
+
+@main.command("import-txt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
+@db_option
+def import_txt(paths, db_path):
+    """Import legacy plain-text records (the corpus this project grew from; one record per
+    file, a folder is searched for *.txt) as events with origin 'import:<file name>' and no
+    fetch. A later crawl or fetch of the same event supersedes the import and keeps it as a
+    revision; an event already archived from the site is left as it is. Malformed files are
+    reported by name and line (standard error and the errors table, stage 'import') and
+    skipped. Exit code 0 when something was imported (a warning line says if some files
+    failed), 2 when nothing importable was given.
+
+    Example: kremlin-archive import-txt ../shared/seed-format/66419.txt legacy-corpus/
+    """
+    from . import db as dbmod
+    from .export import import_txt as run_import
+    from .export import txt_files
+    from .extensions import ArchiveLocked, RunLock
+    from .progress import Progress
+
+    files = txt_files(paths)
+    if not files:
+        click.echo(f"kremlin-archive: no .txt files in {', '.join(paths)}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        lock = RunLock(db_path).acquire()
+    except ArchiveLocked as exc:
+        click.echo(f"kremlin-archive: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    try:
+        database = dbmod.open_db(db_path)
+        with Progress("import-txt", total=len(files), unit="file") as progress:
+            result = run_import(
+                database,
+                files,
+                arguments={"paths": list(paths)},
+                progress=progress.update,
+                on_failure=lambda path, message: progress.write(
+                    f"kremlin-archive: skipped {path}: {message}"
+                ),
+            )
+    finally:
+        lock.release()
+    counts = result.as_counts()
+    click.echo(
+        f"import-txt {result.run_id}: {counts['files']} file(s): new {counts['events_new']}, "
+        f"changed {counts['events_changed']}, unchanged {counts['events_unchanged']}, "
+        f"kept as archived from the site {counts['events_kept']}, failed {counts['errors']}",
+        err=True,
+    )
+    if not result.imported and not result.kept:
+        click.echo(f"kremlin-archive: nothing importable among {len(files)} file(s)", err=True)
+        sys.exit(EXIT_USAGE)
+    if result.failed:
+        click.echo(
+            f"warning: {len(result.failed)} of {len(files)} file(s) could not be imported "
+            "(named above; errors table, stage 'import')",
+            err=True,
+        )
+    sys.exit(EXIT_OK)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
+
+
+def _table(title: str, headers: list[str], rows: list[list]) -> list[str]:
+    """A titled table, columns padded to their width, numbers right-aligned."""
+    cells = [["-" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
+             for row in rows]  # fmt: skip
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    right = [all(isinstance(row[i], int | None) for row in rows) for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        padded = (
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    return [title, line(headers), *([line(r) for r in cells] or ["(none)"]), ""]
+
+
+def _stats_text(data: dict) -> str:
+    database, warc = data["database"], data["warc"]
+    warc_text = f"{warc['files']:,} file(s), {_size(warc['bytes'])}" if warc["exists"] else "none"
+    lines = [
+        f"Archive {database['path']}: {_size(database['bytes'])} "
+        f"(WAL {_size(database['wal_bytes'])}); WARC {warc['dir']}: {warc_text}",
+        "",
+    ]
+    langs = sorted({y["lang"] for y in data["years"]})
+    by_year: dict[int, dict] = {}
+    for y in data["years"]:
+        row = by_year.setdefault(y["year"], {"transcripts": 0, "turns": 0})
+        row[y["lang"]] = y["events"]
+        row["transcripts"] += y["transcripts"]
+        row["turns"] += y["turns"]
+    rows = []
+    for year, r in sorted(by_year.items()):
+        counts = [r.get(lang, 0) for lang in langs]
+        rows.append([str(year), *counts, sum(counts), r["transcripts"], r["turns"]])
+    if rows:
+        rows.append(["total", *(sum(column) for column in list(zip(*rows, strict=True))[1:])])
+    lines += _table(
+        "Events by year (transcripts: events with 2+ speakers; turns: their speaker turns)",
+        ["year", *langs, "events", "transcripts", "turns"],
+        rows,
+    )
+    lines += _table(
+        "Tags by kind", ["kind", "tags", "links"], [list(t.values()) for t in data["tags"]]
+    )
+    lines += ["Totals: " + ", ".join(f"{n:,} {name}" for name, n in data["totals"].items()), ""]
+    columns = ["started_at", "command", "status", "requests", "events_new", "events_changed",
+               "events_unchanged", "errors"]  # fmt: skip
+    lines += _table(
+        "Last runs (newest first)",
+        [c.removeprefix("events_") for c in columns],
+        [[run[c] for c in columns] for run in data["runs"]],
+    )
+    if data["runs"]:
+        errors = data["last_run_errors"]
+        detail = ", ".join(f"{stage} {n:,}" for stage, n in errors.items()) or "none"
+        lines.append(f"Errors of the last run ({data['runs'][0]['id']}) by stage: {detail}")
+    return "\n".join(lines).rstrip()
+
+
+@main.command()
+@db_option
+@warc_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def stats(db_path, warc_dir, as_json):
+    """Summarise the archive: events by language and year, transcripts (events with two or
+    more speakers) and their turns, tags by kind, the last runs with their status and counts,
+    the errors of the last run by stage, and the sizes of the database and the WARC files.
+
+    Example: kremlin-archive stats --db data/kremlin.db --warc-dir data/warc --json
+    """
+    import json
+
+    from . import db as dbmod
+
+    database = _read_archive(db_path)
+    with dbmod.read_snapshot(database):
+        data = dbmod.archive_stats(database)
+    wal = Path(f"{db_path}-wal")
+    warc_files = (
+        [p for p in Path(warc_dir).rglob("*") if p.is_file() and ".warc" in p.name]
+        if Path(warc_dir).is_dir()
+        else []
+    )
+    data["database"] = {
+        "path": db_path,
+        "bytes": Path(db_path).stat().st_size,
+        "wal_bytes": wal.stat().st_size if wal.exists() else 0,
+    }
+    data["warc"] = {
+        "dir": warc_dir,
+        "exists": Path(warc_dir).is_dir(),
+        "files": len(warc_files),
+        "bytes": sum(p.stat().st_size for p in warc_files),
+    }
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(_stats_text(data))
+    sys.exit(EXIT_OK)
 
 
 if __name__ == "__main__":

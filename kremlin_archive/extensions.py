@@ -162,9 +162,10 @@ class ArchiveRun:
                         "neither stored nor recorded as failed (dropped by the scheduler?)",
                     )
                     counts = self.counts()
-                status = STATUS_BY_REASON.get(
-                    reason, "failed" if reason != "finished" else "finished"
-                )
+                status = STATUS_BY_REASON.get(reason, "failed")
+                if status == "finished" and self.crawler.stats.get_value("kremlin/walk_incomplete"):
+                    # The listing walk could not get past a failed page: not the whole range.
+                    status = "incomplete"
                 dbmod.finish_run(
                     self.db, self.run_id, status=status, finish_reason=reason, counts=counts
                 )
@@ -243,7 +244,8 @@ class ArchiveRun:
             fetch = meta.get("kremlin_fetch", {})
             status = fetch.get("status")
             last = {
-                403: "refused by the site (HTTP 403)", 429: "rate-limited by the site (HTTP 429)"
+                403: "refused by the site (HTTP 403)",
+                429: "rate-limited by the site (HTTP 429)",
             }.get(status, f"HTTP {status}" if status else fetch.get("error") or "no answer")
             if meta.get("kremlin_kind") == "event":
                 self.crawler.stats.inc_value("kremlin/events/failed")

@@ -251,3 +251,43 @@ def test_crawl_dates_are_checked(tmp_path):
     assert result.returncode == 2
     assert "2020-13-01" in result.stderr
     assert not (tmp_path / "k.db").exists()
+
+
+def test_failed_listing_page_is_walked_around(tmp_path, replay, mirror_dir):
+    """A listing page that keeps failing (HTTP 500 after every retry) is not the end of the
+    archive: the walk re-enters through the by-date page of the oldest day seen."""
+    replay.fault("http://en.kremlin.ru/events/president/news/page/22", 500)
+    db_path = tmp_path / "k.db"
+    result = run_cli(
+        "crawl", *MARCH, "--db", str(db_path), "--warc-dir", str(tmp_path / "warc"),
+        proxy=replay.proxy_url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    database = dbmod.connect(db_path)
+    assert database.execute("SELECT status FROM runs").fetchone()[0] == "finished"
+    stored = {r[0] for r in database.execute("SELECT kremlin_id FROM events")}
+    missing = {
+        int(r[0].rsplit("/", 1)[1])
+        for r in database.execute(
+            "SELECT e.url FROM errors e JOIN fetches f ON f.id = e.fetch_id "
+            "WHERE e.stage = 'fetch' AND e.status = 404 AND f.kind = 'event'"
+        )
+    }
+    assert stored | missing == listed_in_march(mirror_dir)
+    errors = list(database.query("SELECT url, reason FROM errors WHERE status = 500"))
+    assert [e["url"] for e in errors] == ["http://en.kremlin.ru/events/president/news/page/22"]
+    assert any("by-date" in r.url for r in replay.log[1:])
+
+
+def test_listing_walk_that_cannot_go_on_is_incomplete(tmp_path, replay):
+    """The entry page itself fails: nothing to walk around it from. The run must not pass for
+    a finished crawl of an empty month."""
+    replay.fault("http://en.kremlin.ru/events/president/news/by-date/31.03.2020", 500)
+    db_path = tmp_path / "k.db"
+    result = run_cli("crawl", *MARCH, "--db", str(db_path), proxy=replay.proxy_url)
+    assert result.returncode == 1
+    assert "incomplete" in result.stderr
+    database = dbmod.connect(db_path)
+    assert database.execute("SELECT status FROM runs").fetchone()[0] == "incomplete"
+    assert database.table("events").count == 0
+    assert dbmod.count_rows(database, "errors", "status = 500") == 1

@@ -229,6 +229,7 @@ class KremlinSpider(EventSpider):
             listing = parsing.parse_listing(response.body, response.url)
         except parsing.ParseError as exc:
             yield self.parse_failure(response, exc)
+            yield from self.walk_around(response.request, response.url)
             return
         fallback_day = response.meta.get("kremlin_fallback_day")
         tries = response.meta.get("kremlin_fallback_tries", 0)
@@ -299,15 +300,26 @@ class KremlinSpider(EventSpider):
 
     def listing_failed(self, failure):
         request = failure.request
-        lang = request.meta["kremlin_lang"]
         yield failure_error(failure, request.url)
+        status = getattr(getattr(failure.value, "response", None), "status", None)
+        if status in (403, 429):
+            # A refusal is never "the end of the archive": the brake middleware stops the run
+            # as 'blocked' (SITE.md §8); walking around it would hammer a site that refuses.
+            return
+        yield from self.walk_around(request, request.url)
+
+    def walk_around(self, request, url: str):
+        """A listing page that is missing (404), failed after its retries, or does not parse:
+        re-enter through the by-date page of the oldest day seen, a day further back each time.
+        If that is impossible the walk ends early, and the run says so ('incomplete')."""
+        lang = request.meta["kremlin_lang"]
         day = request.meta.get("kremlin_fallback_day")
         tries = request.meta.get("kremlin_fallback_tries", 0)
-        status = getattr(getattr(failure.value, "response", None), "status", None)
-        # Re-enter through the by-date page only for holes (404), never after a refusal.
-        if status != 404 or day is None or tries >= LISTING_FALLBACK_DAYS:
-            return
-        if self.since_day and day < self.since_day:
+        if self.since_day and day is not None and day < self.since_day:
+            return  # the hole lies before the range asked for
+        if day is None or tries >= LISTING_FALLBACK_DAYS:
+            self.logger.error("the listing walk ends early at %s (no way around it)", url)
+            self.crawler.stats.set_value("kremlin/walk_incomplete", url)
             return
         self.crawler.stats.inc_value("kremlin/listing/fallbacks")
         yield self.listing_request(
