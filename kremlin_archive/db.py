@@ -553,21 +553,8 @@ def iter_event_ids(
     ids: Iterable[str] | None = None,
 ) -> Iterator[str]:
     """Event ids matching the filters, oldest first (streams; nothing is held in memory)."""
-    where, params = ["1 = 1"], []
-    if lang and lang != "both":
-        where.append("lang = ?")
-        params.append(lang)
-    if since:
-        where.append("substr(published_at, 1, 10) >= ?")
-        params.append(since)
-    if until:
-        where.append("substr(published_at, 1, 10) <= ?")
-        params.append(until)
-    if ids is not None:
-        ids = list(ids)
-        where.append(f"id IN ({', '.join('?' for _ in ids)})")
-        params.extend(ids)
-    sql = f"SELECT id FROM events WHERE {' AND '.join(where)} ORDER BY published_at, id"
+    where, params = _event_filter(lang, since, until, ids)
+    sql = f"SELECT e.id FROM events e WHERE {where} ORDER BY e.published_at, e.id"
     for row in db.execute(sql, params):
         yield row[0]
 

@@ -97,14 +97,8 @@ class FetchRecorderMiddleware:
         payload = decoded_body(lower, response.body)
         sha = hashlib.sha256(payload).hexdigest()
         row = {
-            "run_id": run.run_id,
-            "spider": self.crawler.spider.name if self.crawler.spider else None,
-            "kind": request_kind(request.url, request.meta),
-            "event_id": request.meta.get("kremlin_event_id"),
-            "requested_url": request.meta.get("kremlin_source_url", request.url),
-            "url": request.url,
+            **self.request_fields(run, request),
             "final_url": response.url,
-            "method": request.method,
             "status": response.status,
             "fetched_at": fetched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
             "content_type": lower.get("content-type"),
@@ -159,13 +153,9 @@ class FetchRecorderMiddleware:
             "warc_payload_digest": location.payload_digest,
         }
 
-    def process_exception(self, request, exception):
-        run = _archive(self.crawler)
-        if run is None or run.db is None:
-            return None
-        if isinstance(exception, IgnoreRequest):
-            return None  # nothing was sent (offsite, robots.txt): the errback records why
-        row = {
+    def request_fields(self, run, request) -> dict:
+        """The `fetches` columns that describe the request (the same for answers and failures)."""
+        return {
             "run_id": run.run_id,
             "spider": self.crawler.spider.name if self.crawler.spider else None,
             "kind": request_kind(request.url, request.meta),
@@ -173,6 +163,16 @@ class FetchRecorderMiddleware:
             "requested_url": request.meta.get("kremlin_source_url", request.url),
             "url": request.url,
             "method": request.method,
+        }
+
+    def process_exception(self, request, exception):
+        run = _archive(self.crawler)
+        if run is None or run.db is None:
+            return None
+        if isinstance(exception, IgnoreRequest):
+            return None  # nothing was sent (offsite, robots.txt): the errback records why
+        row = {
+            **self.request_fields(run, request),
             "error": f"{type(exception).__name__}: {exception_text(exception)}"[:500],
             "fetched_at": dbmod.utc_now(),
         }
