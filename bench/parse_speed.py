@@ -38,6 +38,25 @@ def best_of(repeat: int, func, *args) -> float:
     return best
 
 
+def time_pages(pages: list[Path], repeat: int) -> tuple[list[float], list[float], list[float]]:
+    """Per parseable page: (parse_event / fromstring ratio, parse_event s, fromstring s), each
+    time the fastest of `repeat`. Also used by bench/run.py (`make bench`)."""
+    ratios, ours, bare = [], [], []
+    for page in pages:
+        body = page.read_bytes()
+        url = f"http://en.kremlin.ru/events/president/news/{page.stem}"
+        try:
+            parse_event(body, url)
+        except ParseError:
+            continue
+        cost = best_of(repeat, parse_event, body, url)
+        base = best_of(repeat, lxml.html.fromstring, body)
+        ratios.append(cost / base)
+        ours.append(cost)
+        bare.append(base)
+    return ratios, ours, bare
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mirror", nargs="?", type=Path, help="unpacked mirror directory")
@@ -51,19 +70,7 @@ def main() -> None:
             mirror = Path(scratch)
         news = mirror / "en.kremlin.ru" / "events" / "president" / "news"
         pages = sorted(p for p in news.glob("*.html") if p.stem.isdigit())
-        ratios, ours, bare = [], [], []
-        for page in pages:
-            body = page.read_bytes()
-            url = f"http://en.kremlin.ru/events/president/news/{page.stem}"
-            try:
-                parse_event(body, url)
-            except ParseError:
-                continue
-            cost = best_of(args.repeat, parse_event, body, url)
-            base = best_of(args.repeat, lxml.html.fromstring, body)
-            ratios.append(cost / base)
-            ours.append(cost)
-            bare.append(base)
+        ratios, ours, bare = time_pages(pages, args.repeat)
     print(f"pages timed:                 {len(ratios)}")
     print(f"median parse_event:          {statistics.median(ours) * 1e3:.3f} ms")
     print(f"median lxml.html.fromstring: {statistics.median(bare) * 1e3:.3f} ms")
