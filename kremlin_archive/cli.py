@@ -435,6 +435,7 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
     _check_day(until, "until")
     if since and until and since > until:
         raise click.BadParameter(f"--since {since} is after --until {until}")
+    out = None if out == "-" and fmt == "jsonl" else out  # "-": standard output, as without
     if fmt in ("txt", "csv") and not out:
         raise click.UsageError(f"--format {fmt} writes several files: give --out FOLDER")
     database = _read_archive(db_path)
@@ -447,11 +448,16 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
         total = dbmod.count_events(database, **filters)
         # A bar on the terminal that also shows the jsonl would be torn by it.
         bar = False if out is None and sys.stdout.isatty() else None
-        with Progress("export", total=total, unit="event", bar=bar) as progress:
-            result = export_events(
-                database, fmt, Path(out) if out else sys.stdout, **filters,
-                progress=progress.update,
-            )  # fmt: skip
+        try:
+            with Progress("export", total=total, unit="event", bar=bar) as progress:
+                result = export_events(
+                    database, fmt, Path(out) if out else sys.stdout, **filters,
+                    progress=progress.update,
+                )  # fmt: skip
+        except BrokenPipeError:  # `export … | head`: the reader stopped; no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            click.echo("kremlin-archive: standard output closed; export incomplete", err=True)
+            sys.exit(EXIT_FAILURE)
     where = out or "standard output"
     click.echo(f"kremlin-archive: exported {result.events} event(s) as {fmt} to {where}", err=True)
     if ids and len(missing) == len(ids):

@@ -184,6 +184,29 @@ def test_jsonl_without_out_goes_to_stdout_and_messages_to_stderr(march):
     assert f"exported {len(records)} event(s) as jsonl to standard output" in result.stderr
 
 
+def test_out_dash_is_stdout(march):
+    result = run_cli("export", "--format", "jsonl", "--lang", "ru", "--out", "-", "--db",
+                     str(march["db"]))  # fmt: skip
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["ru-66419"]
+    assert not (REPO / "-").exists()
+
+
+def test_reader_that_stops_early_gets_no_traceback(march):
+    """`export … | head -1`: the pipe closes under the writer; it stops quietly (exit 1)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kremlin_archive.cli", "export", "--format", "jsonl", "--db",
+         str(march["db"])],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    json.loads(process.stdout.readline())
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 1, stderr
+    assert "Traceback" not in stderr
+    assert "standard output closed; export incomplete" in stderr
+
+
 # -- csv ------------------------------------------------------------------------------------------
 
 
@@ -448,6 +471,22 @@ def test_export_draws_a_bar_on_a_terminal_and_keeps_stdout_clean(march):
     assert "export: 100%" in shown and f"{count}/{count}" in shown
     assert "events/s" in shown
     assert len([json.loads(line) for line in stdout.splitlines()]) == count
+
+
+def test_reparse_draws_a_bar_on_a_terminal(march, tmp_path):
+    import shutil
+
+    shutil.copytree(march["warc"], tmp_path / "warc")
+    database = dbmod.connect(march["db"])
+    database.conn.backup(target := sqlite_utils.Database(tmp_path / "k.db").conn)
+    target.close()
+    code, _, shown = run_with_terminal_stderr(
+        ["reparse", "--db", str(tmp_path / "k.db"), "--warc-dir", str(tmp_path / "warc")]
+    )
+    assert code == 0, shown[-2000:]
+    captures = dbmod.count_rows(database, "fetches", "warc_filename IS NOT NULL")
+    frames = shown.replace("\r\n", "\n").split("\r")
+    assert any(f"reparse: {captures} captures" in f for f in frames), shown[-2000:]
 
 
 def test_crawl_draws_a_bar_on_a_terminal(tmp_path, replay):
