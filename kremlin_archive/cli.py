@@ -438,6 +438,10 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
     out = None if out == "-" and fmt == "jsonl" else out  # "-": standard output, as without
     if fmt in ("txt", "csv") and not out:
         raise click.UsageError(f"--format {fmt} writes several files: give --out FOLDER")
+    if out and fmt == "jsonl" and Path(out).is_dir():
+        raise click.BadParameter(f"{out} is a folder; jsonl goes to a file", param_hint="--out")
+    if out and fmt != "jsonl" and Path(out).exists() and not Path(out).is_dir():
+        raise click.BadParameter(f"{out} is a file; {fmt} goes to a folder", param_hint="--out")
     database = _read_archive(db_path)
     ids = list(dict.fromkeys(event_ids)) or None
     filters = {"lang": lang, "since": since, "until": until, "ids": ids}

@@ -361,6 +361,15 @@ def test_txt_and_csv_need_an_out_folder(fmt, march):
     assert "--out" in result.stderr
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_out_of_the_wrong_kind_is_exit_2(fmt, march, tmp_path):
+    out = tmp_path / "folder" if fmt == "jsonl" else tmp_path / "file.csv"
+    out.mkdir() if fmt == "jsonl" else out.write_text("")
+    result = run_cli("export", "--format", fmt, "--out", str(out), "--db", str(march["db"]))
+    assert result.returncode == 2
+    assert str(out) in result.stderr
+
+
 def test_missing_archive_is_exit_2(tmp_path):
     result = run_cli("export", "--format", "jsonl", "--db", str(tmp_path / "none.db"))
     assert result.returncode == 2
