@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -305,10 +306,45 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [asdict(v) if is_dataclass(v) else v for v in value]
+    return value
+
+
 def content_of(t: Transcript) -> dict[str, Any]:
     """The event's content as plain data, in a stable form (what revisions compare)."""
-    data = asdict(t)
-    return {name: data[name] for name in CONTENT_FIELDS}
+    return {name: _plain(getattr(t, name)) for name in CONTENT_FIELDS}
+
+
+# The write path runs once per event and per fetch: plain SQL statements built once per shape,
+# rather than sqlite-utils' table methods, which inspect the schema on every call (they took
+# more than half of the time of a save).
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], conflict: str = "") -> str:
+    names = ", ".join(f"[{c}]" for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO [{table}] ({names}) VALUES ({marks})"
+    if conflict == "ignore":
+        sql += " ON CONFLICT DO NOTHING"
+    elif conflict:
+        pk = tuple(conflict.split(","))
+        updates = ", ".join(f"[{c}] = excluded.[{c}]" for c in columns if c not in pk)
+        sql += f" ON CONFLICT({conflict}) DO UPDATE SET {updates}"
+    return sql
+
+
+def _insert(db: Database, table: str, row: dict[str, Any], conflict: str = "") -> int:
+    """Insert (or upsert on the `conflict` key, 'ignore' to skip duplicates) one row; returns
+    its rowid. Call inside `db.atomic()`."""
+    cursor = db.conn.execute(_insert_sql(table, tuple(row), conflict), list(row.values()))
+    return cursor.lastrowid
+
+
+def _rows(db: Database, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
+    cursor = db.conn.execute(sql, list(params))
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def content_hash(content: dict[str, Any]) -> str:
@@ -402,20 +438,20 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
                 revision_count=revision,
                 twin_id=old["twin_id"],
             )
-            db.table("events").upsert(row, pk="id")
+            _insert(db, "events", row, conflict="id")
             _replace_children(db, t)
             _link_twin(db, t)
             return SaveResult(event_id, "changed", revision, changed)
         row = _event_row(t, content, digest)
         row.update(first_seen_at=now, last_changed_at=None, revision_count=0)
-        db.table("events").insert(row, pk="id")
+        _insert(db, "events", row)
         _replace_children(db, t)
         _link_twin(db, t)
         return SaveResult(event_id, "new")
 
 
 def _get_event(db: Database, event_id: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM events WHERE id = ?", [event_id]))
+    rows = _rows(db, "SELECT * FROM events WHERE id = ?", [event_id])
     return rows[0] if rows else None
 
 
@@ -423,14 +459,16 @@ def _old_content_json(db: Database, old: dict[str, Any]) -> str:
     """Rebuild the stored content of an event row in `content_of` form."""
     utterances = [
         {"seq": r["seq"], "speaker": r["speaker"], "text": r["text"]}
-        for r in db.query(
+        for r in _rows(
+            db,
             "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
             [old["id"]],
         )
     ]
     tags = [
         {"kind": r["kind"], "name": r["name"], "url": r["url"]}
-        for r in db.query(
+        for r in _rows(
+            db,
             "SELECT t.kind, t.name, t.url FROM event_tags et JOIN tags t ON t.id = et.tag_id "
             "WHERE et.event_id = ? ORDER BY et.seq",
             [old["id"]],
@@ -462,7 +500,9 @@ def _record_revision(
     now: str,
 ) -> int:
     revision = (old["revision_count"] or 0) + 1
-    db.table("revisions").insert(
+    _insert(
+        db,
+        "revisions",
         {
             "event_id": old["id"],
             "revision": revision,
@@ -480,48 +520,35 @@ def _record_revision(
             "text": old["text"],
             "content": _json(old_content),
         },
-        pk="id",
     )
     return revision
 
 
 def _replace_children(db: Database, t: Transcript) -> None:
     event_id = t.event_id
-    db.execute("DELETE FROM utterances WHERE event_id = ?", [event_id])
-    db.execute("DELETE FROM event_tags WHERE event_id = ?", [event_id])
-    if t.utterances:
-        db.table("utterances").insert_all(
-            (
-                {"event_id": event_id, "seq": u.seq, "speaker": u.speaker, "text": u.text}
-                for u in t.utterances
-            ),
-            pk=("event_id", "seq"),
-        )
-    links = []
+    conn = db.conn
+    conn.execute("DELETE FROM utterances WHERE event_id = ?", [event_id])
+    conn.execute("DELETE FROM event_tags WHERE event_id = ?", [event_id])
+    conn.executemany(
+        _insert_sql("utterances", ("event_id", "seq", "speaker", "text")),
+        [(event_id, u.seq, u.speaker, u.text) for u in t.utterances],
+    )
     for seq, tag in enumerate(t.tags):
         tid = tag_id(t.lang, tag)
-        db.table("tags").upsert(
-            {"id": tid, "lang": t.lang, "kind": tag.kind, "name": tag.name, "url": tag.url},
-            pk="id",
-        )
-        links.append({"event_id": event_id, "tag_id": tid, "seq": seq})
-    if links:
-        db.table("event_tags").upsert_all(links, pk=("event_id", "tag_id"))
+        tag_row = {"id": tid, "lang": t.lang, "kind": tag.kind, "name": tag.name, "url": tag.url}
+        _insert(db, "tags", tag_row, conflict="id")
+        _insert(db, "event_tags", {"event_id": event_id, "tag_id": tid, "seq": seq}, "ignore")
 
 
 def _link_twin(db: Database, t: Transcript) -> None:
     """Point ru-N and en-N at each other once both are in the archive."""
     other = "en" if t.lang == "ru" else "ru"
     twin = f"{other}-{t.kremlin_id}"
-    if _get_event(db, twin) is None:
+    if db.conn.execute("SELECT 1 FROM events WHERE id = ?", [twin]).fetchone() is None:
         return
-    db.execute(
-        "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?", [twin, t.event_id, twin]
-    )
-    db.execute(
-        "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?",
-        [t.event_id, twin, t.event_id],
-    )
+    sql = "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?"
+    db.conn.execute(sql, [twin, t.event_id, twin])
+    db.conn.execute(sql, [t.event_id, twin, t.event_id])
 
 
 def load_transcript(db: Database, event_id: str) -> Transcript | None:
@@ -585,7 +612,7 @@ def record_fetch(db: Database, fetch: dict[str, Any]) -> int:
     """Insert one HTTP exchange (or transport failure); returns its id."""
     row = {k: v for k, v in fetch.items() if k in TABLES["fetches"]["columns"] and k != "id"}
     with db.atomic():
-        return db.table("fetches").insert(row).last_pk
+        return _insert(db, "fetches", row)
 
 
 def last_fetch_validators(db: Database, url: str) -> dict[str, Any] | None:
@@ -705,22 +732,17 @@ def record_error(
     status: int | None = None,
     fetch_id: int | None = None,
 ) -> int:
+    row = {
+        "run_id": run_id,
+        "url": url,
+        "stage": stage,
+        "reason": reason,
+        "status": status,
+        "fetch_id": fetch_id,
+        "at": utc_now(),
+    }
     with db.atomic():
-        return (
-            db.table("errors")
-            .insert(
-                {
-                    "run_id": run_id,
-                    "url": url,
-                    "stage": stage,
-                    "reason": reason,
-                    "status": status,
-                    "fetch_id": fetch_id,
-                    "at": utc_now(),
-                }
-            )
-            .last_pk
-        )
+        return _insert(db, "errors", row)
 
 
 def count_rows(db: Database, table: str, where: str = "1 = 1", params: Iterable = ()) -> int:
