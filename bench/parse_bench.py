@@ -76,6 +76,15 @@ def norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+_INVISIBLE = re.compile(r"[\s\u00ad\u200b\u200c\u200d\ufeff]+")
+
+
+def squash(text: str) -> str:
+    """For "is this line in that text": no whitespace, soft hyphens or zero-width characters
+    (trafilatura drops some of them, and some spaces between tags)."""
+    return _INVISIBLE.sub("", text)
+
+
 def tokens(text: str) -> collections.Counter:
     return collections.Counter(_TOKEN.findall(text.lower()))
 
@@ -95,6 +104,9 @@ def token_f1(candidate: str, reference: str) -> float:
 def categorise(line: str, transcript) -> str:
     """Which part of the page a line trafilatura kept (and our body lacks) comes from."""
     low = line.lower()
+    body = squash(" ".join(transcript.paragraphs))
+    if body and body in squash(line):
+        return "the whole article block as one line (title, date, place, caption, body, footer)"
     title, lead = norm(transcript.title), norm(transcript.lead or "")
     if line in title or title in line or low.startswith("events "):
         return "title / breadcrumb"
@@ -106,18 +118,26 @@ def categorise(line: str, transcript) -> str:
         return "site menus / footer (licence line)"
     if _STATUS.match(line):
         return "status line (kind, date)"
-    return "other"
+    return "other (mostly photo captions)"
 
 
 def compare(text: str, transcript) -> dict:
     """Lines only trafilatura has (with category) and paragraphs only we have."""
-    ours = norm(" ".join(transcript.paragraphs))
+    ours = squash(" ".join(transcript.paragraphs))
     theirs_lines = [norm(line) for line in text.split("\n") if norm(line)]
-    theirs = " ".join(theirs_lines)
-    only_theirs = [
-        (categorise(line, transcript), line) for line in theirs_lines if line not in ours
-    ]
-    only_ours = [norm(p) for p in transcript.paragraphs if norm(p) and norm(p) not in theirs]
+    theirs = squash(" ".join(theirs_lines))
+    only_theirs = []
+    see_also = False
+    for line in theirs_lines:
+        if squash(line) in ours:
+            continue
+        category = categorise(line, transcript)
+        if category == "'See also' block":
+            see_also = True
+        elif see_also and category.startswith("other") and len(line) < 200:
+            category = "'See also' block"  # the items listed under it
+        only_theirs.append((category, line))
+    only_ours = [norm(p) for p in transcript.paragraphs if squash(p) and squash(p) not in theirs]
     return {"only_theirs": only_theirs, "only_ours": only_ours}
 
 
@@ -251,10 +271,60 @@ def bins(values: list[float]) -> dict[str, int]:
     return counts
 
 
+SIZE_BUCKETS = ((0, 40), (40, 60), (60, 100), (100, 10_000))  # KiB
+
+
+def by_size(pages: list[Path], ratios, ours, bare) -> list[dict]:
+    """Ratios by page size: long transcripts cost parse_event more than they cost libxml2."""
+    rows = []
+    for low, high in SIZE_BUCKETS:
+        chosen = [i for i, page in enumerate(pages) if low <= page.stat().st_size / 1024 < high]
+        if chosen:
+            rows.append(
+                {
+                    "kib": (low, high),
+                    "pages": len(chosen),
+                    "median_ratio": statistics.median(ratios[i] for i in chosen),
+                    "total_ratio": sum(ours[i] for i in chosen) / sum(bare[i] for i in chosen),
+                    "median_ours_ms": statistics.median(ours[i] for i in chosen) * 1e3,
+                }
+            )
+    return rows
+
+
+def profile_long_pages(pages: list[Path], count: int = 20) -> dict:
+    """cProfile of parse_event on the `count` largest pages: own-time shares of the top
+    functions, and the paragraphs they hold."""
+    import cProfile
+    import pstats
+
+    largest = sorted(pages, key=lambda p: p.stat().st_size)[-count:]
+    bodies = [(p.read_bytes(), event_url(p)) for p in largest]
+    paragraphs = sum(len(parse_event(b, u).paragraphs) for b, u in bodies)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for body, url in bodies:
+        parse_event(body, url)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(v[2] for v in stats.stats.values())
+    top = sorted(
+        (
+            (name if f == "~" else f"{Path(f).name}:{name}", v[2] / total)
+            for (f, _l, name), v in stats.stats.items()
+        ),
+        key=lambda r: -r[1],
+    )[:8]
+    return {"pages": count, "paragraphs": paragraphs, "total_s": total, "top": top}
+
+
 def parse_vs_lxml(pages: list[Path], repeat: int) -> dict:
     started = time.perf_counter()
     ratios, ours, bare = time_pages(pages, repeat)
+    aligned = len(ratios) == len(pages)  # time_pages skips pages parse_event refuses
     return {
+        "by_size": by_size(pages, ratios, ours, bare) if aligned else [],
+        "long_pages_profile": profile_long_pages(pages),
         "pages": len(pages),
         "timed": len(ratios),
         "repeat": repeat,
