@@ -1414,7 +1414,7 @@ def main(argv: list[str] | None = None) -> int:
         "--quick",
         action="store_true",
         help="smoke test of the harness (1 pair, 50 pages, 1,500 URLs); writes "
-        "/tmp/BENCHMARKS.quick.md unless --out is given",
+        "BENCHMARKS.quick.md in the temporary folder unless --out is given",
     )
     args = parser.parse_args(argv)
     if args.quick:
