@@ -313,8 +313,19 @@ def _plain(value: Any) -> Any:
 
 
 def content_of(t: Transcript) -> dict[str, Any]:
-    """The event's content as plain data, in a stable form (what revisions compare)."""
-    return {name: _plain(getattr(t, name)) for name in CONTENT_FIELDS}
+    """The event's content as plain data, in a stable form (what revisions compare). A tag
+    listed twice counts once, as `event_tags` stores it: otherwise the stored content could
+    never equal a refetch and every refetch would be a "change"."""
+    content = {name: _plain(getattr(t, name)) for name in CONTENT_FIELDS}
+    seen: set[str] = set()
+    tags = []
+    for tag, plain in zip(t.tags, content["tags"], strict=True):
+        key = tag_id(t.lang, tag)
+        if key not in seen:
+            seen.add(key)
+            tags.append(plain)
+    content["tags"] = tags
+    return content
 
 
 # The write path runs once per event and per fetch: plain SQL statements built once per shape,

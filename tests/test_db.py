@@ -205,3 +205,12 @@ def test_stale_running_run_is_marked_interrupted(db):
 def test_count_rows_refuses_unknown_table(db):
     with pytest.raises(ValueError, match="unknown table"):
         dbmod.count_rows(db, "sqlite_master; DROP TABLE events")
+
+
+def test_a_tag_listed_twice_is_not_reported_as_a_changed_field(db):
+    tag = Tag("topic", "Внешняя политика", "http://kremlin.ru/catalog/keywords/82/events")
+    assert dbmod.save_transcript(db, make_transcript(tags=[tag, tag])).outcome == "new"
+    assert db.table("event_tags").count == 1
+    assert dbmod.save_transcript(db, make_transcript(tags=[tag, tag])).outcome == "unchanged"
+    edited = dbmod.save_transcript(db, make_transcript(tags=[tag, tag], title="Другое"))
+    assert edited.changed_fields == ("title",)
