@@ -94,7 +94,12 @@ def parse_event_url(url: object) -> EventURL:
     kremlin_id = int(match.group("id") or match.group("short"))
     if kremlin_id <= 0:
         raise ValueError(f"not a kremlin.ru event page (id 0): {raw!r}")
-    return EventURL(lang, kremlin_id, event_url(lang, kremlin_id))
+    return event_ref(lang, kremlin_id)
+
+
+def event_ref(lang: str, kremlin_id: int) -> EventURL:
+    """The (lang, id, canonical URL) of an event known by its id."""
+    return EventURL(lang, int(kremlin_id), event_url(lang, kremlin_id))
 
 
 def is_event_url(url: str) -> bool:

@@ -181,9 +181,7 @@ class KremlinSpider(EventSpider):
                 continue
             self._requested[lang].add(kremlin_id)
             self.crawler.stats.inc_value("kremlin/events/rechecked")
-            yield self.event_request(
-                urls.EventURL(lang, kremlin_id, urls.event_url(lang, kremlin_id)), conditional=True
-            )
+            yield self.event_request(urls.event_ref(lang, kremlin_id), conditional=True)
 
     def after_feed(self, lang: str, feed_day: dt.date | None):
         """Refresh, once the feed is read (or failed): the walk's floor, rechecks, then
@@ -295,8 +293,9 @@ class KremlinSpider(EventSpider):
         if kremlin_id in self._requested[lang]:
             return True, None
         self._requested[lang].add(kremlin_id)
-        ref = urls.EventURL(lang, kremlin_id, urls.event_url(lang, kremlin_id))
-        return True, self.event_request(ref, conditional=kremlin_id in known)
+        return True, self.event_request(
+            urls.event_ref(lang, kremlin_id), conditional=kremlin_id in known
+        )
 
     def listing_failed(self, failure):
         request = failure.request
