@@ -55,9 +55,8 @@ class ReparseResult:
         }
 
 
-def _fetch_row(capture: archive.Capture, run_id: str) -> dict:
+def _fetch_row(capture: archive.Capture, ref: urls.EventURL | None, run_id: str) -> dict:
     loc = capture.location
-    ref = _event_ref(capture.url)
     return {
         "run_id": run_id,
         "spider": "reparse",
@@ -110,7 +109,7 @@ def reparse(
         arguments={"warc_dir": str(warc_dir)},
     )
     existing = set(dbmod.iter_event_ids(db))
-    latest: dict[str, tuple[archive.WarcLocation, int]] = {}
+    latest: dict[str, tuple[archive.WarcLocation, dict]] = {}
 
     def on_error(filename: str, offset: int, reason: str) -> None:
         result.damaged.append((filename, offset, reason))
@@ -118,7 +117,7 @@ def reparse(
             db, run_id=run_id, url=f"{filename}#{offset}", stage="warc", reason=reason
         )
 
-    def save(capture: archive.Capture, fetch_id: int) -> None:
+    def save(capture: archive.Capture, fetch: dict) -> None:
         try:
             transcript = parsing.parse_event(capture.body, capture.url)
         except parsing.ParseError as exc:
@@ -130,16 +129,15 @@ def reparse(
                 stage="parse",
                 reason=str(exc),
                 status=capture.status,
-                fetch_id=fetch_id,
+                fetch_id=fetch["id"],
             )
             return
-        fetch = db.table("fetches").get(fetch_id)
         transcript.source_url = fetch["requested_url"] or capture.url
         transcript.final_url = capture.url
         transcript.fetched_at = fetch["fetched_at"]
         transcript.status = capture.status
         transcript.payload_sha256 = capture.payload_sha256
-        transcript.fetch_id = fetch_id
+        transcript.fetch_id = fetch["id"]
         transcript.parser_version = parsing.PARSER_VERSION
         transcript.origin = "reparse"
         outcome = dbmod.save_transcript(db, transcript)
@@ -151,27 +149,27 @@ def reparse(
         if progress:
             progress(1)
         loc = capture.location
+        ref = _event_ref(capture.url)
         fetch = dbmod.fetch_by_warc(db, loc.filename, loc.offset)
         if fetch is None:
-            fetch_id = dbmod.record_fetch(db, _fetch_row(capture, run_id))
+            fetch = _fetch_row(capture, ref, run_id)
+            fetch["id"] = dbmod.record_fetch(db, fetch)
             result.fetches_added += 1
-        else:
-            fetch_id = fetch["id"]
-        ref = _event_ref(capture.url)
         if ref is None or capture.status not in EVENT_STATUSES:
             continue
         event_id = f"{ref.lang}-{ref.kremlin_id}"
         if event_id in existing:
-            latest[event_id] = (loc, fetch_id)
+            latest[event_id] = (loc, fetch)
         else:
-            save(capture, fetch_id)
-    for loc, fetch_id in latest.values():
+            save(capture, fetch)
+    for loc, fetch in latest.values():
         try:
             capture = archive.read_record(warc_dir, loc)
         except archive.WarcError as exc:
             on_error(loc.filename, loc.offset, str(exc))
             continue
-        save(capture, fetch_id)
-    status = "finished"
-    dbmod.finish_run(db, run_id, status=status, finish_reason="finished", counts=result.as_counts())
+        save(capture, fetch)
+    dbmod.finish_run(
+        db, run_id, status="finished", finish_reason="finished", counts=result.as_counts()
+    )
     return result
