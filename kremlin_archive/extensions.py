@@ -28,6 +28,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from . import db as dbmod
+from .items import http_failure_reason
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +244,7 @@ class ArchiveRun:
             meta = retry.meta
             fetch = meta.get("kremlin_fetch", {})
             status = fetch.get("status")
-            last = {
-                403: "refused by the site (HTTP 403)",
-                429: "rate-limited by the site (HTTP 429)",
-            }.get(status, f"HTTP {status}" if status else fetch.get("error") or "no answer")
+            last = http_failure_reason(status) if status else fetch.get("error") or "no answer"
             if meta.get("kremlin_kind") == "event":
                 self.crawler.stats.inc_value("kremlin/events/failed")
             self.record_error(

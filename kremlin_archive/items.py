@@ -129,3 +129,12 @@ class CrawlError:
     reason: str
     status: int | None = None
     fetch_id: int | None = None
+
+
+def http_failure_reason(status: int) -> str:
+    """How an error status is worded in `errors.reason` (a refusal is never "not found")."""
+    return {
+        404: "not found (HTTP 404)",
+        403: "refused by the site (HTTP 403)",
+        429: "rate-limited by the site (HTTP 429)",
+    }.get(status, f"HTTP {status}")

@@ -28,7 +28,7 @@ from twisted.web.client import ResponseFailed
 
 from .. import parsing, urls
 from ..extensions import ArchiveRun
-from ..items import CrawlError
+from ..items import CrawlError, http_failure_reason
 
 ALLOWED_DOMAINS = ["kremlin.ru", "en.kremlin.ru"]
 
@@ -138,11 +138,7 @@ def failure_error(failure, url: str) -> CrawlError:
         response = failure.value.response
         status = response.status
         fetch_id = response.meta.get("kremlin_fetch", {}).get("id", fetch_id)
-        reason = {
-            404: "not found (HTTP 404)",
-            403: "refused by the site (HTTP 403)",
-            429: "rate-limited by the site (HTTP 429)",
-        }.get(status, f"HTTP {status}")
+        reason = http_failure_reason(status)
         retries = response.meta.get("retry_times", 0)
         if retries:
             reason += f" after {retries} {'retry' if retries == 1 else 'retries'}"
