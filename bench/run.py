@@ -61,7 +61,7 @@ import search_bench  # noqa: E402  (bench/search_bench.py: queries and timing)
 from conftest import FAST  # noqa: E402  (tests/conftest.py: settings for replayed crawls)
 
 from kremlin_archive import parsing  # noqa: E402
-from kremlin_archive.replay import ReplayServer  # noqa: E402
+from kremlin_archive.devtools.replay import ReplayServer  # noqa: E402
 
 PY = sys.executable
 NEWS = "http://en.kremlin.ru/events/president/news"
@@ -331,7 +331,7 @@ def _own(stats: pstats.Stats, test) -> float:
 def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
     """The reactor loop's time and, inside it, what the project adds to a bare fetch, in
     pieces that do not contain one another."""
-    from kremlin_archive import archive, db, middlewares, pipelines, spiders
+    from kremlin_archive import db, middlewares, pipelines, spiders, warc
     from kremlin_archive.spiders import base, kremlin
 
     del spiders
@@ -341,7 +341,7 @@ def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
         if name == "run_forever" and f.endswith("asyncio/base_events.py")
     )
     recorder = _cum(stats, middlewares.FetchRecorderMiddleware.process_response)
-    warc = _cum(stats, archive.WarcArchive.write_exchange)
+    warc = _cum(stats, warc.WarcWriter.write_exchange)
     fetch_row = _cum(stats, db.record_fetch)
     revisit = _cum(stats, db.last_capture_of_payload)
     store = _cum(stats, db.save_transcript)
@@ -476,7 +476,8 @@ def profile_bare(mirror: Path, work: Path) -> dict:
 
 def profile_reparse(work: Path, home: Path) -> dict:
     """cProfile of a reparse of the full archive's WARC into a fresh database (shares)."""
-    from kremlin_archive import archive, db, reparse
+    from kremlin_archive import db
+    from kremlin_archive.jobs import reparse
 
     prof = work / "reparse.prof"
     fresh = work / "reparse-profiled.db"
@@ -503,15 +504,14 @@ def profile_reparse(work: Path, home: Path) -> dict:
     read = sum(
         v[3]
         for (f, _l, name), v in stats.stats.items()
-        if name == "iter_captures" and f.endswith("kremlin_archive/archive.py")
+        if name == "iter_captures" and f.endswith("kremlin_archive/warc/reader.py")
     )
     lookup = _cum(stats, db.fetch_by_warc)
     record = _cum(stats, db.record_fetch)
-    del archive
     rows = [
         ("store: db.save_transcript", store),
         ("parse: parsing.parse_event", parse),
-        ("read WARC: archive.iter_captures", read),
+        ("read WARC: warc.iter_captures", read),
         ("fetch row lookup: db.fetch_by_warc", lookup),
         ("fetch row insert: db.record_fetch", record),
     ]
@@ -920,7 +920,7 @@ def report(r: dict) -> str:
     w(
         "Data: the real 2020 capture of en.kremlin.ru (`../shared/mirror/en-kremlin-2020.tar.xz`, "
         "6,656 event pages), unpacked to a temporary `$WORK` and served by the project's replay "
-        "server on 127.0.0.1 (`$REPLAY`, `kremlin_archive.replay.ReplayServer`); nothing "
+        "server on 127.0.0.1 (`$REPLAY`, `kremlin_archive.devtools.replay.ReplayServer`); nothing "
         "contacts kremlin.ru. Crawls use the settings of tests/conftest.py `FAST` "
         f"(`{' '.join(FAST)}`)."
     )

@@ -78,7 +78,7 @@ def run_spider(
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
 
-    from .extensions import ArchiveLocked, RunLock
+    from .lock import DatabaseLocked, RunLock
 
     settings = get_project_settings()
     settings.set("KREMLIN_DB", db_path, priority="cmdline")
@@ -89,7 +89,7 @@ def run_spider(
         settings.set(name, value, priority="cmdline")
     try:
         lock = RunLock(db_path).acquire()
-    except ArchiveLocked as exc:
+    except DatabaseLocked as exc:
         click.echo(f"kremlin-archive: {exc}", err=True)
         return EXIT_LOCKED
     try:
@@ -279,15 +279,15 @@ def reparse(db_path, warc_dir):
     Example: kremlin-archive reparse --db data/kremlin.db --warc-dir data/warc
     """
     from . import db as dbmod
-    from .extensions import ArchiveLocked, RunLock
+    from .jobs.reparse import reparse as run_reparse
+    from .lock import DatabaseLocked, RunLock
     from .progress import Progress
-    from .reparse import reparse as run_reparse
 
     if not Path(warc_dir).is_dir():
         raise click.BadParameter(f"no such folder: {warc_dir}", param_hint="--warc-dir")
     try:
         lock = RunLock(db_path).acquire()
-    except ArchiveLocked as exc:
+    except DatabaseLocked as exc:
         click.echo(f"kremlin-archive: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     try:
@@ -315,25 +315,145 @@ def reparse(db_path, warc_dir):
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8399, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8399, show_default=True, type=int, help="0: any free port.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON-lines request log.")
 @click.option("--etags", is_flag=True, help="Send ETags and answer If-None-Match with 304.")
-def replay(source, host, port, log_path, etags):
+@click.option(
+    "--last-modified",
+    metavar="DATE",
+    help="Send Last-Modified (HTTP or ISO date) and answer If-Modified-Since with 304.",
+)
+@click.option("--allow-remote", is_flag=True, help="Permit a --host that is not loopback.")
+@click.option("--quiet", is_flag=True, help="No access log on standard error.")
+def replay(source, host, port, log_path, etags, last_modified, allow_remote, quiet):
     """Serve an offline capture (a folder, or the mirror's .tar.xz) as an HTTP proxy on
-    loopback, so a crawl can run without the network.
+    loopback, so a crawl can run without the network. Ctrl-C stops it.
 
     Example: kremlin-archive replay ../shared/mirror/en-kremlin-2020.tar.xz --port 8399
     then: http_proxy=http://127.0.0.1:8399 kremlin-archive crawl --lang en -s DOWNLOAD_DELAY=0
     """
-    from . import replay as replay_mod
+    from .devtools.replay import ReplayServer, serve
 
-    argv = [str(source), "--host", host, "--port", str(port)]
-    if log_path:
-        argv += ["--log", log_path]
-    if etags:
-        argv.append("--etags")
-    sys.exit(replay_mod.main(argv) or 0)
+    try:
+        server = ReplayServer(
+            source,
+            host=host,
+            port=port,
+            log_path=log_path,
+            etags=etags,
+            last_modified=last_modified,
+            allow_remote=allow_remote,
+            verbose=not quiet,
+        ).start()
+    except (OSError, ValueError) as exc:
+        click.echo(f"kremlin-archive: replay: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    example_host = server.default_host or "en.kremlin.ru"
+    click.echo(
+        f"Replaying {source} ({len(server.mirror)} files, ready in "
+        f"{server.startup_seconds:.1f} s) at {server.proxy_url}\n"
+        f"  http_proxy={server.proxy_url} kremlin-archive crawl …\n"
+        f"  curl -x {server.proxy_url} http://{example_host}/robots.txt\n"
+        "Ctrl-C to stop."
+    )
+    serve(server)
+    sys.exit(EXIT_OK)
+
+
+@main.group()
+def warc():
+    """Inspect and mend the WARC files: check, repair, ls.
+
+    Example: kremlin-archive warc check data/warc
+    """
+
+
+def _warc_paths(paths: tuple[str, ...]) -> list[Path]:
+    """The files given, and the *.warc.gz files of each folder given, in name order."""
+    from .warc import warc_files
+
+    found: list[Path] = []
+    for item in map(Path, paths):
+        found.extend(warc_files(item) if item.is_dir() else [item])
+    return found
+
+
+@warc.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def warc_check(paths):
+    """List the problems of WARC files (or of every *.warc.gz in a folder): warcio's own digest
+    checks and this project's structural checks. Exit code 1 if any file has a problem.
+
+    Example: kremlin-archive warc check data/warc
+    """
+    from .warc import check_file
+
+    status = EXIT_OK
+    for path in _warc_paths(paths):
+        problems = check_file(path)
+        click.echo(f"{path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            click.echo(f"  {problem}")
+        if problems:
+            status = EXIT_FAILURE
+    sys.exit(status)
+
+
+@warc.command("repair")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def warc_repair(paths):
+    """Cut off the incomplete record a crash left at the end of a file; the removed bytes are
+    kept beside it as <file>.removed-tail-<offset>. A file a live writer holds is left alone.
+
+    Example: kremlin-archive warc repair data/warc
+    """
+    from .warc import WarcFileBusy, repair_tail
+
+    status = EXIT_OK
+    for path in _warc_paths(paths):
+        try:
+            click.echo(f"{path}: {repair_tail(path, keep_removed=True)} bytes removed")
+        except WarcFileBusy as exc:
+            click.echo(f"{path}: not repaired: {exc}", err=True)
+            status = EXIT_FAILURE
+    sys.exit(status)
+
+
+@warc.command("ls")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def warc_ls(folders):
+    """One JSON line per capture (response or revisit) of the WARC files of each folder: file,
+    offset, record type, HTTP status, URL, date, payload sha256 and size. Damaged records are
+    named on standard error (exit code 1).
+
+    Example: kremlin-archive warc ls data/warc | head
+    """
+    import json
+
+    from .warc import iter_captures
+
+    status = EXIT_OK
+
+    def report(filename: str, offset: int, reason: str) -> None:
+        nonlocal status
+        status = EXIT_FAILURE
+        click.echo(f"ERROR {filename}@{offset}: {reason}", err=True)
+
+    for folder in folders:
+        for capture in iter_captures(folder, on_error=report):
+            row = {
+                "file": capture.location.filename,
+                "offset": capture.location.offset,
+                "type": capture.record_type,
+                "status": capture.status,
+                "url": capture.url,
+                "date": capture.fetched_at.isoformat(),
+                "sha256": capture.payload_sha256,
+                "bytes": len(capture.body),
+            }
+            click.echo(json.dumps(row, ensure_ascii=False))
+    sys.exit(status)
 
 
 @main.command()
@@ -352,7 +472,7 @@ def serve(db_path, host, port, immutable):
 
     Example: kremlin-archive serve --db data/kremlin.db --port 8001
     """
-    from . import serve as serve_mod
+    from .datasette import serve as serve_mod
 
     try:
         note = None if immutable else serve_mod.prepare_database(db_path)
@@ -380,8 +500,8 @@ def _check_event_ids(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-def _read_archive(db_path: str):
-    """The archive opened read-only; a missing file is a usage error (exit 2)."""
+def _open_readonly(db_path: str):
+    """The database opened read-only; a missing file is a usage error (exit 2)."""
     from . import db as dbmod
 
     if not Path(db_path).is_file():
@@ -428,7 +548,7 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
     Example: kremlin-archive export --format txt --id ru-66419 --out legacy/
     """
     from . import db as dbmod
-    from .export import export_events
+    from .jobs.export import export_events
     from .progress import Progress
 
     _check_day(since, "since")
@@ -442,7 +562,7 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
         raise click.BadParameter(f"{out} is a folder; jsonl goes to a file", param_hint="--out")
     if out and fmt != "jsonl" and Path(out).exists() and not Path(out).is_dir():
         raise click.BadParameter(f"{out} is a file; {fmt} goes to a folder", param_hint="--out")
-    database = _read_archive(db_path)
+    database = _open_readonly(db_path)
     ids = list(dict.fromkeys(event_ids)) or None
     filters = {"lang": lang, "since": since, "until": until, "ids": ids}
     with dbmod.read_snapshot(database):
@@ -484,9 +604,9 @@ def import_txt(paths, db_path):
     Example: kremlin-archive import-txt ../shared/seed-format/66419.txt legacy-corpus/
     """
     from . import db as dbmod
-    from .export import import_txt as run_import
-    from .export import txt_files
-    from .extensions import ArchiveLocked, RunLock
+    from .legacy_txt import import_txt as run_import
+    from .legacy_txt import txt_files
+    from .lock import DatabaseLocked, RunLock
     from .progress import Progress
 
     files = txt_files(paths)
@@ -495,7 +615,7 @@ def import_txt(paths, db_path):
         sys.exit(EXIT_USAGE)
     try:
         lock = RunLock(db_path).acquire()
-    except ArchiveLocked as exc:
+    except DatabaseLocked as exc:
         click.echo(f"kremlin-archive: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
     try:
@@ -614,9 +734,9 @@ def stats(db_path, warc_dir, as_json):
 
     from . import db as dbmod
 
-    database = _read_archive(db_path)
+    database = _open_readonly(db_path)
     with dbmod.read_snapshot(database):
-        data = dbmod.archive_stats(database)
+        data = dbmod.stats_summary(database)
     wal = Path(f"{db_path}-wal")
     warc_files = (
         [p for p in Path(warc_dir).rglob("*") if p.is_file() and ".warc" in p.name]

@@ -988,7 +988,7 @@ def iter_event_records(
         }
 
 
-def archive_stats(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
+def stats_summary(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
     """What the archive holds, for `kremlin-archive stats`.
 
     `years`: per (lang, year) the events, the transcripts among them (events with two or more

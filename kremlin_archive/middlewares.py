@@ -35,13 +35,9 @@ from scrapy.utils.response import response_status_message
 
 from . import db as dbmod
 from . import urls
-from .extensions import ArchiveRun
+from .crawl_run import current_run
 
 logger = logging.getLogger(__name__)
-
-
-def _archive(crawler) -> ArchiveRun | None:
-    return crawler.get_extension(ArchiveRun)
 
 
 def request_kind(url: str, meta: dict) -> str:
@@ -88,7 +84,7 @@ class FetchRecorderMiddleware:
         return cls(crawler)
 
     def process_response(self, request, response):
-        run = _archive(self.crawler)
+        run = current_run(self.crawler)
         if run is None or run.db is None:
             return response
         fetched_at = dt.datetime.now(dt.UTC)
@@ -166,7 +162,7 @@ class FetchRecorderMiddleware:
         }
 
     def process_exception(self, request, exception):
-        run = _archive(self.crawler)
+        run = current_run(self.crawler)
         if run is None or run.db is None:
             return None
         if isinstance(exception, IgnoreRequest):
@@ -198,7 +194,7 @@ class ConditionalRequestMiddleware:
     def process_request(self, request):
         if not (self.enabled and request.meta.get("kremlin_conditional")):
             return None
-        run = _archive(self.crawler)
+        run = current_run(self.crawler)
         if run is None or run.db is None:
             return None
         previous = dbmod.last_fetch_validators(run.db, request.url)
@@ -217,7 +213,7 @@ class RefusalBrakeMiddleware:
     requests reaching this middleware wait; only those already queued in the downloader go
     out); answers to requests sent before the pause ended do not count afterwards (they say
     nothing about whether it helped). If `limit` more refusals follow, the run stops as
-    'blocked' (ArchiveRun.stop: an `errors` row, runs.status 'blocked', exit code 3). Any
+    'blocked' (CrawlRun.stop: an `errors` row, runs.status 'blocked', exit code 3). Any
     answer below 400 re-arms the brake.
 
     A listing or feed page refused on its last attempt (every retry, with backoff, spent) also
@@ -255,7 +251,7 @@ class RefusalBrakeMiddleware:
         refused = response.status in self.REFUSALS
         if refused:
             self.crawler.stats.inc_value("kremlin/refusals")
-        run = _archive(self.crawler)
+        run = current_run(self.crawler)
         if self.blocked or (run is not None and run.stopping):
             request.meta["dont_retry"] = True  # stopping: no more requests to this site
             return response
@@ -342,7 +338,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
     async def _wait(self, delay: float) -> bool:
         """Wait before a retry; False if the run is stopping (then there is no retry)."""
-        run = _archive(self.crawler) if self.crawler is not None else None
+        run = current_run(self.crawler) if self.crawler is not None else None
         if run is None:
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -382,15 +378,15 @@ class BackoffRetryMiddleware(RetryMiddleware):
         return self._pending(retry)
 
     def _pending(self, retry):
-        """Note the retry until it is sent: if the run stops first, ArchiveRun records it."""
-        run = _archive(self.crawler) if self.crawler is not None else None
+        """Note the retry until it is sent: if the run stops first, CrawlRun records it."""
+        run = current_run(self.crawler) if self.crawler is not None else None
         if run is not None:
             run.retries_pending[retry.url] = retry
         return retry
 
     def process_request(self, request):
         if request.meta.get("retry_times"):
-            run = _archive(self.crawler) if self.crawler is not None else None
+            run = current_run(self.crawler) if self.crawler is not None else None
             if run is not None:
                 run.retries_pending.pop(request.url, None)
         return None

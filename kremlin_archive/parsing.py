@@ -1,7 +1,7 @@
 """Pure parsers for kremlin.ru / en.kremlin.ru: response bytes + URL in, data out.
 
 No Scrapy, no I/O, no clock: the same functions serve a live crawl, a re-parse from WARC, the
-legacy text import (`exporting.parse_txt` shares the speaker-label logic below) and the tests.
+legacy text import (`legacy_txt.parse_txt` shares the speaker-label logic below) and the tests.
 Page structure and the evidence for every rule are in `shared/docs/SITE.md` (cited as §n).
 
 Public API
@@ -162,7 +162,7 @@ class FeedEntry:
 
 
 # --------------------------------------------------------------------------------------------
-# Text normalisation and speaker labels (shared with exporting.parse_txt)
+# Text normalisation and speaker labels (shared with legacy_txt.parse_txt)
 # --------------------------------------------------------------------------------------------
 
 _ASCII_WS = re.compile(r"[ \t\n\r\f\v]+")

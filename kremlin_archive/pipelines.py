@@ -16,7 +16,7 @@ import datetime as dt
 from scrapy.exceptions import DropItem
 
 from . import db as dbmod
-from .extensions import ArchiveRun
+from .crawl_run import CrawlRun, current_run
 from .items import LANGS, REQUIRED_FIELDS, CrawlError, Transcript
 from .parsing import PARSER_VERSION
 
@@ -58,10 +58,10 @@ class _ArchivePipeline:
         return cls(crawler)
 
     @property
-    def run(self) -> ArchiveRun:
-        run = self.crawler.get_extension(ArchiveRun)
+    def run(self) -> CrawlRun:
+        run = current_run(self.crawler)
         if run is None:
-            raise RuntimeError("the ArchiveRun extension is not enabled")
+            raise RuntimeError("the CrawlRun extension is not enabled")
         return run
 
 

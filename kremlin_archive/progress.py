@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 DEFAULT_INTERVAL = 60.0
 
@@ -108,68 +108,3 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class CrawlProgress:
-    """A bar of responses received, with events stored and errors so far, for a crawl run in
-    a terminal. Off (NotConfigured) when standard error is not a terminal or
-    `KREMLIN_PROGRESS` is 0 / `-s KREMLIN_PROGRESS=0`. While the bar is up, log records go
-    through tqdm so they do not tear it."""
-
-    def __init__(self, crawler, stream: IO[str]):
-        from scrapy import signals
-
-        self.crawler = crawler
-        self.stream = stream
-        self.bar = None
-        self._redirect = None
-        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(self.response_received, signal=signals.response_received)
-        crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
-        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        # Scrapy is imported here, not above: the commands that only export stay light.
-        from scrapy.exceptions import NotConfigured
-
-        if not (enabled() and crawler.settings.getbool("KREMLIN_PROGRESS", True)):
-            raise NotConfigured("progress switched off")
-        if not _isatty(sys.stderr):
-            raise NotConfigured("standard error is not a terminal")
-        return cls(crawler, sys.stderr)
-
-    def spider_opened(self, spider) -> None:
-        from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        self._redirect = logging_redirect_tqdm()
-        self._redirect.__enter__()
-        desc = self.crawler.settings.get("KREMLIN_COMMAND") or spider.name
-        self.bar = tqdm(desc=desc, unit=" pages", file=self.stream, dynamic_ncols=True)
-
-    def _postfix(self) -> dict[str, Any]:
-        stats = self.crawler.stats
-        stored = sum(
-            stats.get_value(f"kremlin/events/{outcome}", 0)
-            for outcome in ("new", "changed", "unchanged")
-        )
-        return {"events": stored, "errors": stats.get_value("kremlin/errors", 0)}
-
-    def response_received(self, response, request, spider) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(self._postfix(), refresh=False)
-            self.bar.update(1)
-
-    def item_scraped(self, item, response, spider) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(self._postfix(), refresh=False)
-
-    def spider_closed(self, spider, reason) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(self._postfix(), refresh=True)
-            self.bar.close()
-            self.bar = None
-        if self._redirect is not None:
-            self._redirect.__exit__(None, None, None)
-            self._redirect = None

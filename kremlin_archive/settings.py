@@ -61,8 +61,8 @@ DOWNLOADER_MIDDLEWARES = {
 }
 
 EXTENSIONS = {
-    "kremlin_archive.extensions.ArchiveRun": 100,
-    "kremlin_archive.progress.CrawlProgress": 900,  # a bar in a terminal only
+    "kremlin_archive.crawl_run.CrawlRun": 100,
+    "kremlin_archive.crawl_progress.CrawlProgress": 900,  # a bar in a terminal only
 }
 
 ITEM_PIPELINES = {

@@ -93,7 +93,7 @@ def run_cli(*args: str, proxy: str | None = None, settings=FAST, timeout: float 
 @pytest.fixture
 def replay(mirror_dir):
     """The replay server on the mirror, with the reconstructed ru page of 66419 added."""
-    from kremlin_archive.replay import ReplayServer
+    from kremlin_archive.devtools.replay import ReplayServer
 
     with ReplayServer(mirror_dir) as server:
         server.put_file(RU_66419_URL, RU_66419_PAGE)

@@ -12,7 +12,7 @@ from conftest import SEED_DIR, SEED_URL, run_cli
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
-from kremlin_archive.exporting import format_txt
+from kremlin_archive.legacy_txt import format_txt
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def march(tmp_path_factory, mirror_dir):
     repeated; the state after each step is kept for the tests below."""
     from conftest import RU_66419_PAGE, RU_66419_URL
 
-    from kremlin_archive.replay import ReplayServer
+    from kremlin_archive.devtools.replay import ReplayServer
 
     home = tmp_path_factory.mktemp("march")
     db_path, warc = str(home / "kremlin.db"), str(home / "warc")

@@ -25,8 +25,8 @@ from click.testing import CliRunner
 from conftest import KREMLIN_HTML, REPO, shared_page
 
 from kremlin_archive import db as dbmod
-from kremlin_archive import serve
 from kremlin_archive.cli import main
+from kremlin_archive.datasette import serve
 from kremlin_archive.parsing import parse_event
 
 RU_ID, EN_ID = "ru-66419", "en-55882"

@@ -32,11 +32,11 @@ import pytest
 import sqlite_utils
 from conftest import FAST, REPO, SEED_DIR, SEED_URL, run_cli
 
-from kremlin_archive import archive, parsing
 from kremlin_archive import db as dbmod
-from kremlin_archive.export import EVENT_COLUMNS, PROVENANCE_KEYS, UTTERANCE_COLUMNS
-from kremlin_archive.exporting import parse_txt
+from kremlin_archive import parsing, warc
 from kremlin_archive.items import Transcript
+from kremlin_archive.jobs.export import EVENT_COLUMNS, PROVENANCE_KEYS, UTTERANCE_COLUMNS
+from kremlin_archive.legacy_txt import parse_txt
 from kremlin_archive.progress import Progress
 
 MARCH = ("--lang", "en", "--since", "2020-03-01", "--until", "2020-03-31")
@@ -65,12 +65,12 @@ def march(tmp_path_factory, mirror_dir):
     """March 2020 crawled and ru-66419 fetched through the replay server, then exported."""
     from conftest import RU_66419_PAGE, RU_66419_URL
 
-    from kremlin_archive.replay import ReplayServer
+    from kremlin_archive.devtools.replay import ReplayServer
 
     home = tmp_path_factory.mktemp("export")
-    db_path, warc = home / "kremlin.db", home / "warc"
-    paths = ("--db", str(db_path), "--warc-dir", str(warc))
-    state = {"db": db_path, "warc": warc, "home": home}
+    db_path, warc_dir = home / "kremlin.db", home / "warc"
+    paths = ("--db", str(db_path), "--warc-dir", str(warc_dir))
+    state = {"db": db_path, "warc": warc_dir, "home": home}
     with ReplayServer(mirror_dir) as replay:
         replay.put_file(RU_66419_URL, RU_66419_PAGE)
         state["crawl"] = run_cli("crawl", *MARCH, *paths, proxy=replay.proxy_url)
@@ -170,7 +170,7 @@ def test_jsonl_warc_location_holds_the_page(march):
     records = read_jsonl(march["home"] / "march.jsonl")
     for record in records[:: max(1, len(records) // 10)]:
         p = record["provenance"]
-        capture = archive.read_record(march["warc"], (p["warc_filename"], p["warc_offset"]))
+        capture = warc.read_record(march["warc"], (p["warc_filename"], p["warc_offset"]))
         assert capture.url == record["url"]
         assert capture.payload_sha256 == p["payload_sha256"]
         assert parsing.parse_event(capture.body, capture.url).title == record["title"]

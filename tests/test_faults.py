@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 from conftest import FAST, KREMLIN_HTML, REPO, run_cli
 
-from kremlin_archive import archive, parsing
 from kremlin_archive import db as dbmod
+from kremlin_archive import parsing, warc
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def assert_stored_as_captured(run: Run, mirror_dir: Path, ids) -> None:
         assert dbmod.content_of(stored) == dbmod.content_of(expected), kremlin_id
         fetch = database.table("fetches").get(stored.fetch_id)
         assert fetch["status"] == 200
-        capture = archive.read_record(run.warc, fetch)
+        capture = warc.read_record(run.warc, fetch)
         assert parsing.parse_event(capture.body, fetch["url"]) == expected
 
 
@@ -112,7 +112,7 @@ def assert_sound(db_path: Path, warc_dir: Path) -> None:
     conn.close()
     database = dbmod.connect(db_path)
     for fetch in database.query("SELECT * FROM fetches WHERE warc_filename IS NOT NULL"):
-        capture = archive.read_record(warc_dir, fetch)
+        capture = warc.read_record(warc_dir, fetch)
         assert capture.status == fetch["status"], fetch
         if fetch["status"] != 304:
             assert capture.payload_sha256 == fetch["payload_sha256"], fetch
@@ -170,7 +170,7 @@ def test_server_errors_then_success(status, replay, tmp_path, mirror_dir):
     assert errors_of(run) == []
     # the failed attempts are archived too, as the site answered them
     for fetch in fetches_of(run, FAULTED)[:2]:
-        assert archive.read_record(run.warc, fetch).status == status
+        assert warc.read_record(run.warc, fetch).status == status
     assert run.run_row["status"] == "finished"
     assert_sound(run.db_path, run.warc)
 
@@ -313,7 +313,7 @@ def test_body_cut_short_without_dataloss_check_is_a_parse_error(replay, tmp_path
     assert fetch["error"].startswith("incomplete body (dataloss)")
     page = mirror_dir / "en.kremlin.ru/events/president/news/63017.html"
     assert fetch["content_length"] == len(page.read_bytes()) // 2  # what the server sent
-    assert archive.read_record(run.warc, fetch).payload_sha256 == fetch["payload_sha256"]
+    assert warc.read_record(run.warc, fetch).payload_sha256 == fetch["payload_sha256"]
     [error] = errors_of(run, FAULTED)
     assert (error["stage"], error["status"], error["fetch_id"]) == ("parse", 200, fetch["id"])
     assert error["reason"].startswith("truncated: ")
@@ -358,7 +358,7 @@ def test_invalid_utf8_page_is_stored_with_a_replacement_character(replay, tmp_pa
     assert len(diffs) == 1 and diffs[0][0] == "\ufffd", diffs
     # the WARC keeps the bytes as received, invalid byte included
     [fetch] = fetches_of(run, FAULTED)
-    assert b"\xff" in archive.read_record(run.warc, fetch).body
+    assert b"\xff" in warc.read_record(run.warc, fetch).body
     assert_sound(run.db_path, run.warc)
 
 
@@ -368,7 +368,7 @@ def test_404_shell_served_with_200_is_a_parse_error(replay, tmp_path, mirror_dir
     assert_fault_contained(run, mirror_dir)
     [fetch] = fetches_of(run, FAULTED)
     assert fetch["status"] == 200
-    assert archive.read_record(run.warc, fetch).body == SHELL404.read_bytes()
+    assert warc.read_record(run.warc, fetch).body == SHELL404.read_bytes()
     [error] = errors_of(run, FAULTED)
     assert (error["stage"], error["status"], error["fetch_id"]) == ("parse", 200, fetch["id"])
     assert error["reason"].startswith("not-found-page: ")
@@ -408,7 +408,7 @@ def test_redirect_to_another_host_is_not_followed(replay, tmp_path, mirror_dir):
     assert {r.url.split("/")[2] for r in run.log} == {"en.kremlin.ru"}, "a request left the site"
     [fetch] = fetches_of(run, FAULTED)
     assert fetch["status"] == 302
-    assert archive.read_record(run.warc, fetch).header("Location") == elsewhere
+    assert warc.read_record(run.warc, fetch).header("Location") == elsewhere
     [error] = errors_of(run, FAULTED)
     assert (error["stage"], error["status"], error["fetch_id"]) == ("fetch", 302, fetch["id"])
     assert error["reason"] == f"offsite redirect from {FAULTED} to {elsewhere}: not followed"
@@ -520,7 +520,7 @@ if POINT == "transaction":
 
 elif POINT == "warc":
     # half of one exchange's bytes reach the WARC file, then the process dies
-    from kremlin_archive import archive
+    from kremlin_archive import warc
 
     class TornFile:
         def __init__(self, fh):
@@ -539,13 +539,13 @@ elif POINT == "warc":
         def __getattr__(self, name):
             return getattr(self._fh, name)
 
-    new_file = archive.WarcArchive._new_file
+    new_file = warc.WarcWriter._new_file
 
     def torn_new_file(self):
         new_file(self)
         self._fh = TornFile(self._fh)
 
-    archive.WarcArchive._new_file = torn_new_file
+    warc.WarcWriter._new_file = torn_new_file
 
 from kremlin_archive.cli import main
 
@@ -598,11 +598,11 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
         )
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL, stderr.decode()[-3000:]
-    db_path, warc = home / "kremlin.db", home / "warc"
+    db_path, warc_dir = home / "kremlin.db", home / "warc"
 
     # right after the kill: integrity, no half event, the killed run still says 'running'
     killed_events = count_events(db_path)
-    assert_sound(db_path, warc)
+    assert_sound(db_path, warc_dir)
     database = dbmod.connect(db_path)
     [killed] = database.query("SELECT * FROM runs")
     assert killed["status"] == "running"
@@ -612,9 +612,9 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
             r[0] for r in database.execute("SELECT utterance_count FROM events")
         )
     damage = []
-    list(archive.iter_captures(warc, on_error=lambda *a: damage.append(a)))
+    list(warc.iter_captures(warc_dir, on_error=lambda *a: damage.append(a)))
     if point == "warc":
-        assert len(damage) == 1 and damage[0][0] == archive.warc_files(warc)[-1].name
+        assert len(damage) == 1 and damage[0][0] == warc.warc_files(warc_dir)[-1].name
     else:
         assert damage == []
 
@@ -627,18 +627,18 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
     assert event_ids(resumed) == DAYS_IDS
     assert_stored_as_captured(resumed, mirror_dir, DAYS_IDS)
     damage = []
-    list(archive.iter_captures(warc, on_error=lambda *a: damage.append(a)))
+    list(warc.iter_captures(warc_dir, on_error=lambda *a: damage.append(a)))
     assert damage == []
     repairs = resumed.rows("SELECT * FROM errors WHERE stage = 'warc'")
     if point == "warc":
         [repair] = repairs
         torn = re.match(r"repaired (\S+): removed (\d+) bytes", repair["reason"])
         assert torn and repair["run_id"] == resumed.run_row["id"]
-        kept = list(warc.glob(f"{torn[1]}.removed-tail-*"))
+        kept = list(warc_dir.glob(f"{torn[1]}.removed-tail-*"))
         assert len(kept) == 1 and kept[0].stat().st_size == int(torn[2])
     else:
         assert repairs == []
-    assert_sound(db_path, warc)
+    assert_sound(db_path, warc_dir)
 
 
 # -- bugs -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
-from kremlin_archive.extensions import ArchiveRun
+from kremlin_archive.crawl_run import CrawlRun
 from kremlin_archive.items import LANGS, TAG_KINDS, Transcript
 from kremlin_archive.pipelines import NormalisePipeline, StorePipeline, ValidatePipeline
 
@@ -77,7 +77,7 @@ class Stats(Counter):
 
 
 class Run:
-    """What the pipelines use of ArchiveRun: the database, the run id, record_error."""
+    """What the pipelines use of CrawlRun: the database, the run id, record_error."""
 
     def __init__(self, database: Database, stats: Stats):
         self.db, self.stats, self.run_id = database, stats, "fuzz-run"
@@ -102,7 +102,7 @@ class Pipeline:
         crawler = SimpleNamespace(
             stats=self.stats,
             spider=SimpleNamespace(name="fuzz"),
-            get_extension=lambda cls: self.run if cls is ArchiveRun else None,
+            get_extension=lambda cls: self.run if cls is CrawlRun else None,
         )
         stages = (ValidatePipeline, NormalisePipeline, StorePipeline)
         self.stages = [cls.from_crawler(crawler) for cls in stages]

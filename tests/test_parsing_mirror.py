@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from kremlin_archive.exporting import format_txt, parse_txt
 from kremlin_archive.items import Transcript
+from kremlin_archive.legacy_txt import format_txt, parse_txt
 from kremlin_archive.parsing import ParseError, is_section_break, parse_event, split_speaker_label
 
 pytestmark = pytest.mark.slow

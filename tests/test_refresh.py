@@ -29,8 +29,8 @@ from conftest import FAST, REPO, run_cli
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
-from kremlin_archive.extensions import RunLock
-from kremlin_archive.replay import ReplayServer
+from kremlin_archive.devtools.replay import ReplayServer
+from kremlin_archive.lock import RunLock
 
 pytestmark = pytest.mark.slow
 
@@ -470,7 +470,7 @@ def test_a_run_is_refused_while_another_holds_the_database(archive, site):
         result = run_cli("refresh", "--lang", "en", *paths(archive), proxy=site.proxy_url)
         assert result.returncode == 4
         assert "another run is using this database" in result.stderr
-        # `scrapy crawl` (and so scrapyd) is refused by the ArchiveRun extension
+        # `scrapy crawl` (and so scrapyd) is refused by the CrawlRun extension
         env = {**os.environ, "http_proxy": site.proxy_url}
         scrapy = subprocess.run(
             [sys.executable, "-m", "scrapy", "crawl", "kremlin", "-a", "lang=en",

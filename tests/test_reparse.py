@@ -39,7 +39,7 @@ def folder_size(folder) -> int:
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory, mirror_dir):
     """Crawl a week + fetch the seed; then refetch everything with the seed's text edited."""
-    from kremlin_archive.replay import ReplayServer
+    from kremlin_archive.devtools.replay import ReplayServer
 
     home = tmp_path_factory.mktemp("warc-archive")
     state = {"db": str(home / "kremlin.db"), "warc": str(home / "warc"), "home": home}
@@ -176,7 +176,7 @@ def test_reparse_of_crawled_database_changes_nothing(archive, tmp_path):
 
 def test_reparse_after_parser_change_records_what_changed(archive, tmp_path, monkeypatch):
     from kremlin_archive import parsing
-    from kremlin_archive.reparse import reparse
+    from kremlin_archive.jobs.reparse import reparse
 
     copy = tmp_path / "copy.db"
     dbmod.connect(archive["db"]).execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,4 +1,4 @@
-"""kremlin_archive.replay: the capture replayed through a forward proxy on 127.0.0.1, page
+"""kremlin_archive.devtools.replay: the capture replayed through a forward proxy on 127.0.0.1, page
 overrides, fault injection, conditional requests and the request log. Clients are urllib (with a
 ProxyHandler, as a crawler uses http_proxy) and http.client (for raw request targets)."""
 
@@ -22,9 +22,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import KREMLIN_HTML, MIRROR_TAR, REPO
 
-from kremlin_archive.replay import ReplayServer, main
+from kremlin_archive.cli import main
+from kremlin_archive.devtools.replay import ReplayServer
 
 EN = "http://en.kremlin.ru"
 EVENT = f"{EN}/events/president/news/63017"
@@ -832,7 +834,7 @@ def test_a_directory_capture_starts_at_once(mirror_dir):
 def test_the_tar_xz_is_served_directly(tar_replay, mirror_dir):
     print(f"replay start-up from {MIRROR_TAR.name}: {tar_replay.startup_seconds:.2f} s")
     assert tar_replay.startup_seconds < 15
-    assert len(tar_replay.capture) == 8881  # 6,656 events + 2,223 listings + feed + robots
+    assert len(tar_replay.mirror) == 8881  # 6,656 events + 2,223 listings + feed + robots
     for url, name in [
         (EVENT, "events/president/news/63017.html"),
         (FEED, "events/president/news/feed.xml"),
@@ -848,7 +850,7 @@ def test_the_tar_xz_is_served_directly(tar_replay, mirror_dir):
 
 def test_a_second_server_on_the_same_tar_reuses_the_unpacked_copy(tar_replay):
     with ReplayServer(MIRROR_TAR) as second:
-        assert second.capture is tar_replay.capture
+        assert second.mirror is tar_replay.mirror
         assert second.startup_seconds < 0.5
         assert fetch(second, ROBOTS)[0] == 200
 
@@ -865,7 +867,8 @@ def test_the_invalid_utf8_page_is_served_as_captured(tar_replay, mirror_dir):
 
 def test_command_line_serves_until_interrupted(mirror_dir, tmp_path):
     log_path = tmp_path / "cli.jsonl"
-    command = [sys.executable, "-m", "kremlin_archive.replay", str(mirror_dir), "--port", "0"]
+    command = [sys.executable, "-m", "kremlin_archive.cli", "replay", str(mirror_dir)]
+    command += ["--port", "0"]
     process = subprocess.Popen(
         [*command, "--log", str(log_path), "--etags", "--quiet"],
         cwd=REPO,
@@ -895,11 +898,13 @@ def test_command_line_serves_until_interrupted(mirror_dir, tmp_path):
     "args",
     [["--host", "0.0.0.0"], ["--port", "0", "--host", "203.0.113.5"]],
 )
-def test_command_line_refuses_a_non_loopback_host(mirror_dir, capsys, args):
-    assert main([str(mirror_dir), *args]) == 2
-    assert "non-loopback" in capsys.readouterr().err
+def test_command_line_refuses_a_non_loopback_host(mirror_dir, args):
+    result = CliRunner().invoke(main, ["replay", str(mirror_dir), *args])
+    assert result.exit_code == 2
+    assert "non-loopback" in result.output
 
 
-def test_command_line_reports_a_missing_capture(tmp_path, capsys):
-    assert main([str(tmp_path / "missing.tar.xz"), "--port", "0"]) == 2
-    assert "not found" in capsys.readouterr().err
+def test_command_line_reports_a_missing_capture(tmp_path):
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "missing.tar.xz"), "--port", "0"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from kremlin_archive.replay import ReplayServer
+from kremlin_archive.devtools.replay import ReplayServer
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from conftest import SEED_DIR, shared_page
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.cli import main
-from kremlin_archive.export import import_txt
 from kremlin_archive.items import Utterance
+from kremlin_archive.legacy_txt import import_txt
 from kremlin_archive.parsing import parse_event
 
 PAGES = (6152, 13679, 17108, 22991, 34018, 47105, 55882, 57027, 60707, 62843, 63017)

@@ -27,7 +27,7 @@ from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutErro
 from twisted.web.client import ResponseFailed
 
 from .. import parsing, urls
-from ..extensions import ArchiveRun
+from ..crawl_run import CrawlRun, current_run
 from ..items import CrawlError, http_failure_reason
 
 ALLOWED_DOMAINS = ["kremlin.ru", "en.kremlin.ru"]
@@ -60,8 +60,8 @@ class EventSpider(scrapy.Spider):
     allowed_domains = ALLOWED_DOMAINS
 
     @property
-    def archive(self) -> ArchiveRun | None:
-        return self.crawler.get_extension(ArchiveRun)
+    def run(self) -> CrawlRun | None:
+        return current_run(self.crawler)
 
     def event_request(
         self, ref: urls.EventURL, *, source_url: str | None = None, conditional: bool = False

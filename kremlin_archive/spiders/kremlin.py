@@ -104,22 +104,22 @@ class KremlinSpider(EventSpider):
     def known(self, lang: str) -> dict[int, str]:
         """Events of `lang` already in the archive: kremlin_id -> title."""
         if lang not in self._known:
-            archive = self.archive
+            run = self.run
             self._known[lang] = (
-                dbmod.known_event_titles(archive.db, lang) if archive and archive.db else {}
+                dbmod.known_event_titles(run.db, lang) if run and run.db else {}
             )
         return self._known[lang]
 
     def known_missing(self, lang: str) -> set[int]:
         """Events of `lang` whose latest fetch answered 404 within `missing_days` (refresh only)."""
         if lang not in self._missing:
-            archive = self.archive
-            if self.mode != "refresh" or self.missing_days <= 0 or not (archive and archive.db):
+            run = self.run
+            if self.mode != "refresh" or self.missing_days <= 0 or not (run and run.db):
                 self._missing[lang] = set()
             else:
                 cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.missing_days)
                 self._missing[lang] = dbmod.recently_missing_events(
-                    archive.db, lang, cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
+                    run.db, lang, cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
                 )
         return self._missing[lang]
 
@@ -158,9 +158,9 @@ class KremlinSpider(EventSpider):
         """The last day of the recheck window: the feed's newest day, else the archive's newest
         publication day of `lang`; never after today in Moscow (see the module docstring)."""
         anchor = feed_day
-        archive = self.archive
-        if anchor is None and archive and archive.db:
-            newest = dbmod.newest_published_day(archive.db, lang)
+        run = self.run
+        if anchor is None and run and run.db:
+            newest = dbmod.newest_published_day(run.db, lang)
             anchor = dt.date.fromisoformat(newest) if newest else None
         if anchor is None:
             return None
@@ -169,14 +169,14 @@ class KremlinSpider(EventSpider):
     def recheck_requests(self, lang: str, anchor: dt.date | None):
         """Events published in the `recheck_days` days ending on `anchor`, re-requested
         (conditionally) to catch edits."""
-        archive = self.archive
-        if not archive or not archive.db or self.recheck_days <= 0 or anchor is None:
+        run = self.run
+        if not run or not run.db or self.recheck_days <= 0 or anchor is None:
             return
         since = (anchor - dt.timedelta(days=self.recheck_days - 1)).isoformat()
         self.crawler.stats.set_value(f"kremlin/recheck/{lang}/since", since)
         self.crawler.stats.set_value(f"kremlin/recheck/{lang}/until", anchor.isoformat())
         self.logger.info("refresh %s: rechecking events published %s..%s", lang, since, anchor)
-        for kremlin_id, _url in dbmod.events_published_since(archive.db, lang, since):
+        for kremlin_id, _url in dbmod.events_published_since(run.db, lang, since):
             if kremlin_id in self._requested[lang]:
                 continue
             self._requested[lang].add(kremlin_id)
@@ -186,8 +186,8 @@ class KremlinSpider(EventSpider):
     def after_feed(self, lang: str, feed_day: dt.date | None):
         """Refresh, once the feed is read (or failed): the walk's floor, rechecks, then
         listing page 1."""
-        archive = self.archive
-        newest = dbmod.newest_published_day(archive.db, lang) if archive and archive.db else None
+        run = self.run
+        newest = dbmod.newest_published_day(run.db, lang) if run and run.db else None
         base = dt.date.fromisoformat(newest) if newest else feed_day
         floor = base - dt.timedelta(days=max(self.recheck_days, 0)) if base else None
         self._floor[lang] = floor

@@ -34,7 +34,7 @@ from markupsafe import Markup
 from sqlite_utils import Database
 
 from kremlin_archive import db as archive_db
-from kremlin_archive.serve import DATABASE_NAME
+from kremlin_archive.datasette.serve import DATABASE_NAME
 
 EVENT_KEY = re.compile(r"^(ru|en)-[0-9]+$")
 SECTION_BREAK = re.compile(r"^\s*(\*\s*){3}$")  # `* * *` between parts of a transcript

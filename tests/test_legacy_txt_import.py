@@ -12,7 +12,7 @@ import pytest
 from conftest import SEED_DIR, SEED_URL, run_cli
 
 from kremlin_archive import db as dbmod
-from kremlin_archive.exporting import format_txt
+from kremlin_archive.legacy_txt import format_txt
 from kremlin_archive.parsing import parse_event
 
 SEED = SEED_DIR / "66419.txt"
@@ -103,7 +103,7 @@ def superseded(tmp_path_factory, mirror_dir):
     """Import the legacy record, fetch its page through the replay server, import it again."""
     from conftest import RU_66419_PAGE, RU_66419_URL
 
-    from kremlin_archive.replay import ReplayServer
+    from kremlin_archive.devtools.replay import ReplayServer
 
     home = tmp_path_factory.mktemp("superseded")
     db_path, warc = home / "kremlin.db", home / "warc"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import archive, parsing, urls
-from . import db as dbmod
+from .. import db as dbmod
+from .. import parsing, urls, warc
 
 EVENT_STATUSES = (200,)
 
@@ -55,7 +55,7 @@ class ReparseResult:
         }
 
 
-def _fetch_row(capture: archive.Capture, ref: urls.EventURL | None, run_id: str) -> dict:
+def _fetch_row(capture: warc.Capture, ref: urls.EventURL | None, run_id: str) -> dict:
     loc = capture.location
     return {
         "run_id": run_id,
@@ -109,7 +109,7 @@ def reparse(
         arguments={"warc_dir": str(warc_dir)},
     )
     existing = set(dbmod.iter_event_ids(db))
-    latest: dict[str, tuple[archive.WarcLocation, dict]] = {}
+    latest: dict[str, tuple[warc.WarcLocation, dict]] = {}
 
     def on_error(filename: str, offset: int, reason: str) -> None:
         result.damaged.append((filename, offset, reason))
@@ -117,7 +117,7 @@ def reparse(
             db, run_id=run_id, url=f"{filename}#{offset}", stage="warc", reason=reason
         )
 
-    def save(capture: archive.Capture, fetch: dict) -> None:
+    def save(capture: warc.Capture, fetch: dict) -> None:
         try:
             transcript = parsing.parse_event(capture.body, capture.url)
         except parsing.ParseError as exc:
@@ -144,7 +144,7 @@ def reparse(
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
-    for capture in archive.iter_captures(warc_dir, on_error=on_error):
+    for capture in warc.iter_captures(warc_dir, on_error=on_error):
         result.captures += 1
         if progress:
             progress(1)
@@ -164,8 +164,8 @@ def reparse(
             save(capture, fetch)
     for loc, fetch in latest.values():
         try:
-            capture = archive.read_record(warc_dir, loc)
-        except archive.WarcError as exc:
+            capture = warc.read_record(warc_dir, loc)
+        except warc.WarcError as exc:
             on_error(loc.filename, loc.offset, str(exc))
             continue
         save(capture, fetch)

@@ -1,5 +1,5 @@
 """The run: one `runs` row, the database connection and the WARC archive that every other
-component of a crawl shares (reached with `crawler.get_extension(ArchiveRun)`), and the lock
+component of a crawl shares (reached with `current_run(crawler)`), and the lock
 that keeps one run at a time on a database.
 
 Opened on `spider_opened`, closed on `spider_closed`, where the run row gets its status
@@ -16,11 +16,8 @@ new, changed, unchanged, not modified, failed, or -- when the run stopped before
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from scrapy import signals
@@ -29,55 +26,20 @@ from scrapy.utils.defer import deferred_from_coro
 
 from . import db as dbmod
 from .items import http_failure_reason
+from .lock import RunLock
 
 logger = logging.getLogger(__name__)
 
 
-class ArchiveLocked(RuntimeError):
-    """Another run holds this database."""
-
-
-class RunLock:
-    """An exclusive, non-blocking `flock` on `<db>.lock`; released when the process dies, so a
-    SIGKILLed run never leaves a stale lock behind."""
-
-    def __init__(self, db_path: str | Path):
-        self.path = Path(f"{db_path}.lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = self.path.read_text(errors="replace").strip() or "another process"
-            raise ArchiveLocked(
-                f"another run is using this database ({holder}); lock file {self.path}"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}\n".encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+def current_run(crawler) -> CrawlRun | None:
+    """The run of this crawl (None when the extension is not enabled)."""
+    return crawler.get_extension(CrawlRun)
 
 
 STATUS_BY_REASON = {"finished": "finished", "blocked": "blocked", "shutdown": "interrupted"}
 
 
-class ArchiveRun:
+class CrawlRun:
     def __init__(self, crawler):
         settings = crawler.settings
         if not settings.get("KREMLIN_DB"):
@@ -127,9 +89,9 @@ class ArchiveRun:
             arguments=arguments,
         )
         if self.warc_enabled:
-            from .archive import WarcArchive
+            from .warc import WarcWriter
 
-            self.warc = WarcArchive(
+            self.warc = WarcWriter(
                 self.warc_dir,
                 run_id=self.run_id,
                 max_file_size=self.crawler.settings.getint("KREMLIN_WARC_MAX_SIZE"),

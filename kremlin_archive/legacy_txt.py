@@ -35,16 +35,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from kremlin_archive import urls
-from kremlin_archive.items import Transcript
-from kremlin_archive.parsing import (
+from sqlite_utils import Database
+
+from . import db as dbmod
+from . import urls
+from .items import Transcript
+from .parsing import (
     MOSCOW,
+    PARSER_VERSION,
     ParseError,
     moscow_iso,
     normalize_text,
     utterances_from_paragraphs,
 )
+
+Progress = Callable[[int], None]
 
 _HEADER_LINES = 8  # empty, title, empty, empty, date, empty, place, empty
 _TRAILER_LINES = 4  # empty, empty, empty, URL
@@ -155,3 +165,120 @@ def parse_txt(text: str, name: str = "") -> Transcript:
         source_url=lines[-1].strip(),
         origin=f"import:{name}" if name else "import",
     )
+
+
+# -- reading files and importing them ------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    run_id: str
+    files: int = 0
+    outcomes: dict[str, int] = field(
+        default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0}
+    )
+    kept: list[tuple[Path, str]] = field(default_factory=list)  # (file, event id) not imported
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (file, message)
+
+    @property
+    def imported(self) -> int:
+        return sum(self.outcomes.values())
+
+    def as_counts(self) -> dict[str, int]:
+        return {
+            "files": self.files,
+            "events_new": self.outcomes["new"],
+            "events_changed": self.outcomes["changed"],
+            "events_unchanged": self.outcomes["unchanged"],
+            "events_kept": len(self.kept),
+            "errors": len(self.failed),
+        }
+
+
+def txt_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files to import: each file as given, and the `*.txt` files under each folder
+    (recursively, sorted)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.txt") if p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def read_txt(path: Path) -> Transcript:
+    """Parse one legacy file; `ParseError` names the file and the first wrong line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ParseError(
+            f"txt-line-{line}", f"{path.name}, line {line}: not UTF-8 text ({exc.reason})"
+        ) from None
+    transcript = parse_txt(text, path.name)
+    from .pipelines import validation_problems  # the crawl's own checks
+
+    problems = validation_problems(transcript)
+    if problems:
+        raise ParseError("invalid", f"{path.name}: invalid record: {', '.join(problems)}")
+    return transcript
+
+
+def import_txt(
+    db: Database,
+    files: Iterable[Path],
+    *,
+    arguments: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    on_failure: Callable[[Path, str], None] | None = None,
+) -> ImportResult:
+    """Store legacy text files as events, in one run (spider 'import-txt').
+
+    Each record gets provenance ``origin = "import:<file name>"`` and no fetch; a later crawl of
+    the same event supersedes it and keeps it as a revision (`db.save_transcript`). A file whose
+    event the archive already holds from the site (crawl or reparse) is not imported: the page
+    is the better source (`kept`). A malformed file is recorded in `errors` (stage 'import',
+    url = its path, reason naming file and line), passed to `on_failure`, and skipped.
+    """
+    run_id = run_id or dbmod.new_run_id()
+    result = ImportResult(run_id)
+    dbmod.start_run(
+        db, run_id=run_id, spider="import-txt", command="import-txt", arguments=arguments or {}
+    )
+    status, reason = "failed", "failed"
+    try:
+        for path in files:
+            result.files += 1
+            try:
+                transcript = read_txt(path)
+            except (OSError, ParseError) as exc:
+                message = str(exc) if isinstance(exc, ParseError) else f"{path.name}: {exc}"
+                result.failed.append((path, message))
+                dbmod.record_error(db, run_id=run_id, url=str(path), stage="import", reason=message)
+                if on_failure:
+                    on_failure(path, message)
+            else:
+                origin = dbmod.event_origin(db, transcript.event_id)
+                if origin is not None and not origin.startswith("import"):
+                    result.kept.append((path, transcript.event_id))
+                else:
+                    transcript.run_id = run_id
+                    transcript.spider = "import-txt"
+                    transcript.parser_version = PARSER_VERSION  # its speaker-label rules
+                    outcome = dbmod.save_transcript(db, transcript)
+                    result.outcomes[outcome.outcome] += 1
+            if progress:
+                progress(1)
+        if result.imported or result.kept:
+            status, reason = "finished", "finished"
+        else:
+            reason = "nothing importable"
+    except KeyboardInterrupt:
+        status, reason = "interrupted", "shutdown"
+        raise
+    finally:
+        dbmod.finish_run(db, run_id, status=status, finish_reason=reason, counts=result.as_counts())
+    return result

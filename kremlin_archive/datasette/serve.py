@@ -18,10 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import db as archive_db
+from .. import db as dbmod
 
 DATABASE_NAME = "kremlin"
-DATASETTE_DIR = Path(__file__).resolve().parent / "datasette"
+DATASETTE_DIR = Path(__file__).resolve().parent
 METADATA_PATH = DATASETTE_DIR / "metadata.yml"
 TEMPLATES_DIR = DATASETTE_DIR / "templates"
 PLUGINS_DIR = DATASETTE_DIR / "plugins"
@@ -47,15 +47,15 @@ def load_metadata(path: Path = METADATA_PATH) -> dict[str, Any]:
 
 def missing_shape(path: str | Path) -> list[str]:
     """Tables, views and FTS tables of `db.py`'s shape that the file lacks (read-only check)."""
-    db = archive_db.connect(path, readonly=True)
+    db = dbmod.connect(path, readonly=True)
     try:
         present = set(db.table_names()) | set(db.view_names())
     finally:
         db.close()
     wanted = [
-        *archive_db.TABLES,
-        *archive_db.VIEWS,
-        *(f"{name}_fts" for name in archive_db.FTS),
+        *dbmod.TABLES,
+        *dbmod.VIEWS,
+        *(f"{name}_fts" for name in dbmod.FTS),
     ]
     return [name for name in wanted if name not in present]
 
@@ -74,7 +74,7 @@ def prepare_database(path: str | Path) -> str | None:
     if not missing:
         return None
     if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
-        archive_db.open_db(path).conn.close()
+        dbmod.open_db(path).conn.close()
         return f"added to the archive's shape: {', '.join(missing)}"
     return f"read-only archive lacks {', '.join(missing)}: some queries will fail"
 

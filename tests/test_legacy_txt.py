@@ -1,4 +1,4 @@
-"""exporting.py: the legacy plain-text format, against the real legacy record 66419.txt.
+"""legacy_txt.py: the legacy plain-text format, against the real legacy record 66419.txt.
 
 The page of 66419 is a reconstruction (kremlin-html/reconstructed/README.md): the real page
 template with the legacy record's content poured in -- so the export of its parse must give the
@@ -12,8 +12,8 @@ import functools
 import pytest
 from conftest import RU_66419_PAGE, SEED_DIR, shared_page
 
-from kremlin_archive.exporting import format_txt, parse_txt
 from kremlin_archive.items import Transcript, Utterance
+from kremlin_archive.legacy_txt import format_txt, parse_txt
 from kremlin_archive.parsing import ParseError, parse_event
 
 SEED = SEED_DIR / "66419.txt"

@@ -1,4 +1,4 @@
-"""The archive out to files (txt, jsonl, csv), and legacy text files in (`import_txt`).
+"""The archive out to files: txt (the legacy format), jsonl, csv.
 
 Exports stream: `db.iter_event_records` hands over one event at a time (inside one read
 snapshot), and each is written before the next is read, so memory stays flat however large the
@@ -7,7 +7,7 @@ archive. Events come oldest first (`published_at`, then id).
 Layouts (the README's "Exports and legacy text" says the same for users):
 
 - **txt** -- one file per event, `<id>.txt` (e.g. `ru-66419.txt`), in the legacy plain-text
-  format of `exporting.format_txt` (UTF-8, no trailing newline).
+  format of `legacy_txt.format_txt` (UTF-8, no trailing newline).
 - **jsonl** -- one JSON object per line and event: the content fields (`paragraphs`, `sections`,
   `speakers` as lists), `utterances` (`seq`, `speaker`, `text`), `tags` (`kind`, `name`, `url`)
   and `provenance` (`PROVENANCE_KEYS`: the fetch the content came from, its WARC record, parser
@@ -32,10 +32,9 @@ from typing import IO, Any
 
 from sqlite_utils import Database
 
-from . import db as dbmod
-from .exporting import format_txt, parse_txt
-from .items import Transcript
-from .parsing import PARSER_VERSION, ParseError
+from .. import db as dbmod
+from ..items import Transcript
+from ..legacy_txt import format_txt
 
 FORMATS = ("txt", "jsonl", "csv")
 
@@ -259,121 +258,4 @@ def _write_txt(records: Iterable[dict], folder: Path) -> ExportResult:
         path = folder / f"{record['event']['id']}.txt"
         path.write_text(format_txt(record_transcript(record)), encoding="utf-8", newline="")
         result.events += 1
-    return result
-
-
-# -- legacy text files in ------------------------------------------------------------------------
-
-
-@dataclass
-class ImportResult:
-    run_id: str
-    files: int = 0
-    outcomes: dict[str, int] = field(
-        default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0}
-    )
-    kept: list[tuple[Path, str]] = field(default_factory=list)  # (file, event id) not imported
-    failed: list[tuple[Path, str]] = field(default_factory=list)  # (file, message)
-
-    @property
-    def imported(self) -> int:
-        return sum(self.outcomes.values())
-
-    def as_counts(self) -> dict[str, int]:
-        return {
-            "files": self.files,
-            "events_new": self.outcomes["new"],
-            "events_changed": self.outcomes["changed"],
-            "events_unchanged": self.outcomes["unchanged"],
-            "events_kept": len(self.kept),
-            "errors": len(self.failed),
-        }
-
-
-def txt_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The files to import: each file as given, and the `*.txt` files under each folder
-    (recursively, sorted)."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.txt") if p.is_file()))
-        else:
-            found.append(path)
-    return found
-
-
-def read_txt(path: Path) -> Transcript:
-    """Parse one legacy file; `ParseError` names the file and the first wrong line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ParseError(
-            f"txt-line-{line}", f"{path.name}, line {line}: not UTF-8 text ({exc.reason})"
-        ) from None
-    transcript = parse_txt(text, path.name)
-    from .pipelines import validation_problems  # the crawl's own checks
-
-    problems = validation_problems(transcript)
-    if problems:
-        raise ParseError("invalid", f"{path.name}: invalid record: {', '.join(problems)}")
-    return transcript
-
-
-def import_txt(
-    db: Database,
-    files: Iterable[Path],
-    *,
-    arguments: dict[str, Any] | None = None,
-    run_id: str | None = None,
-    progress: Progress | None = None,
-    on_failure: Callable[[Path, str], None] | None = None,
-) -> ImportResult:
-    """Store legacy text files as events, in one run (spider 'import-txt').
-
-    Each record gets provenance ``origin = "import:<file name>"`` and no fetch; a later crawl of
-    the same event supersedes it and keeps it as a revision (`db.save_transcript`). A file whose
-    event the archive already holds from the site (crawl or reparse) is not imported: the page
-    is the better source (`kept`). A malformed file is recorded in `errors` (stage 'import',
-    url = its path, reason naming file and line), passed to `on_failure`, and skipped.
-    """
-    run_id = run_id or dbmod.new_run_id()
-    result = ImportResult(run_id)
-    dbmod.start_run(
-        db, run_id=run_id, spider="import-txt", command="import-txt", arguments=arguments or {}
-    )
-    status, reason = "failed", "failed"
-    try:
-        for path in files:
-            result.files += 1
-            try:
-                transcript = read_txt(path)
-            except (OSError, ParseError) as exc:
-                message = str(exc) if isinstance(exc, ParseError) else f"{path.name}: {exc}"
-                result.failed.append((path, message))
-                dbmod.record_error(db, run_id=run_id, url=str(path), stage="import", reason=message)
-                if on_failure:
-                    on_failure(path, message)
-            else:
-                origin = dbmod.event_origin(db, transcript.event_id)
-                if origin is not None and not origin.startswith("import"):
-                    result.kept.append((path, transcript.event_id))
-                else:
-                    transcript.run_id = run_id
-                    transcript.spider = "import-txt"
-                    transcript.parser_version = PARSER_VERSION  # its speaker-label rules
-                    outcome = dbmod.save_transcript(db, transcript)
-                    result.outcomes[outcome.outcome] += 1
-            if progress:
-                progress(1)
-        if result.imported or result.kept:
-            status, reason = "finished", "finished"
-        else:
-            reason = "nothing importable"
-    except KeyboardInterrupt:
-        status, reason = "interrupted", "shutdown"
-        raise
-    finally:
-        dbmod.finish_run(db, run_id, status=status, finish_reason=reason, counts=result.as_counts())
     return result

@@ -27,7 +27,7 @@ What is served
     supported; CONNECT and every other method get 405 (only plain http is replayed).
 
 By hand
-    python -m kremlin_archive.replay ../shared/mirror/en-kremlin-2020.tar.xz --port 8399
+    kremlin-archive replay ../shared/mirror/en-kremlin-2020.tar.xz --port 8399
     http_proxy=http://127.0.0.1:8399 kremlin-archive crawl …
     curl -x http://127.0.0.1:8399 http://en.kremlin.ru/events/president/news/63017
 
@@ -72,7 +72,6 @@ In tests
 
 from __future__ import annotations
 
-import argparse
 import bz2
 import contextlib
 import datetime as dt
@@ -142,7 +141,7 @@ _CHUNK = 64 * 1024
 # --- capture storage --------------------------------------------------------------------------
 
 
-class Capture:
+class Mirror:
     """Read-only store of captured responses: `read("en.kremlin.ru/robots.txt") -> bytes|None`."""
 
     def read(self, key: str) -> bytes | None:
@@ -155,7 +154,7 @@ class Capture:
         return 0
 
 
-class DirectoryCapture(Capture):
+class DirectoryMirror(Mirror):
     """A directory `<root>/<host>/<path>.html`; files are read at request time (no start-up scan).
 
     Pointed at a host directory itself (`…/en.kremlin.ru`), it serves that one host."""
@@ -191,7 +190,7 @@ class DirectoryCapture(Capture):
         return sum(len(files) for _, _, files in os.walk(top))
 
 
-class TarCapture(Capture):
+class TarMirror(Mirror):
     """A tar archive (plain, xz, gzip or bzip2), decompressed once into an anonymous temporary
     file and indexed by member name; reads are `os.pread` calls, safe from many threads."""
 
@@ -237,18 +236,18 @@ class TarCapture(Capture):
         return len(self._index)
 
 
-_TAR_CACHE: dict[tuple[str, int, int], TarCapture] = {}
+_TAR_CACHE: dict[tuple[str, int, int], TarMirror] = {}
 _TAR_CACHE_LOCK = threading.Lock()
 
 
-def open_capture(source: str | Path | None) -> Capture:
+def open_mirror(source: str | Path | None) -> Mirror:
     """The capture at `source`: None (empty), a directory, or a tar archive. A tar archive is
     unpacked once per process and shared (keyed by path, size and mtime)."""
     if source is None:
-        return Capture()
+        return Mirror()
     path = Path(source).expanduser()
     if path.is_dir():
-        return DirectoryCapture(path)
+        return DirectoryMirror(path)
     if not path.is_file():
         raise FileNotFoundError(f"capture not found: {path}")
     stat = path.stat()
@@ -257,7 +256,7 @@ def open_capture(source: str | Path | None) -> Capture:
         if key not in _TAR_CACHE:
             if _decompressor(path) is None and not tarfile.is_tarfile(path):
                 raise ValueError(f"not a directory or a tar archive: {path}")
-            _TAR_CACHE[key] = TarCapture(path)
+            _TAR_CACHE[key] = TarMirror(path)
         return _TAR_CACHE[key]
 
 
@@ -324,7 +323,7 @@ def normalize(host: str, raw_path: str) -> tuple[str, str] | None:
     return host, "/" + "/".join(segments)
 
 
-def capture_key(host: str, path: str) -> str:
+def mirror_key(host: str, path: str) -> str:
     """File name in the capture for a normalised (host, path)."""
     if path == "/":
         return f"{host}/index.html"
@@ -558,7 +557,7 @@ class ReplayServer:
         self.last_modified = http_date(last_modified) if last_modified is not None else None
         self.default_host = default_host
         self.verbose = verbose
-        self.capture: Capture = Capture()
+        self.mirror: Mirror = Mirror()
         self.startup_seconds: float | None = None
         self._lock = threading.RLock()
         self._pages: dict[tuple[str, str], Page] = {}
@@ -575,9 +574,9 @@ class ReplayServer:
         if self._httpd is not None:
             raise RuntimeError("replay server already started")
         started = time.monotonic()
-        self.capture = open_capture(self.source)
+        self.mirror = open_mirror(self.source)
         if self.default_host is None:
-            hosts = self.capture.hosts()
+            hosts = self.mirror.hosts()
             self.default_host = next(iter(hosts)) if len(hosts) == 1 else None
         if self.log_path:
             self._log_file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
@@ -639,7 +638,7 @@ class ReplayServer:
         """Serve `body` for `url` (query ignored) instead of the capture, or in addition to it."""
         key = _url_key(url)
         if content_type is None:
-            content_type = _content_type_for(capture_key(*key))
+            content_type = _content_type_for(mirror_key(*key))
         headers = {k: v for k, v in (headers or {}).items() if k.lower() != "content-length"}
         page = Page(
             bytes(body),
@@ -809,8 +808,8 @@ class ReplayServer:
             page = self._pages.get(key)
         if page is not None:
             return None if page is _REMOVED else page
-        name = capture_key(*key)
-        body = self.capture.read(name)
+        name = mirror_key(*key)
+        body = self.mirror.read(name)
         if body is None:
             return None
         return Page(body, content_type=_content_type_for(name), last_modified=self.last_modified)
@@ -1093,53 +1092,3 @@ def serve(server: ReplayServer) -> None:
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m kremlin_archive.replay SOURCE [--port N] [--host H] [--log FILE] [--etags]`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m kremlin_archive.replay",
-        description="Serve a saved capture of kremlin.ru / en.kremlin.ru as an HTTP forward "
-        "proxy on 127.0.0.1; nothing is forwarded to the network.",
-        epilog="example: http_proxy=http://127.0.0.1:8399 kremlin-archive crawl …",
-    )
-    parser.add_argument("source", help="capture directory (<host>/<path>.html) or tar(.xz) file")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 = any free port")
-    parser.add_argument("--log", metavar="FILE", help="append one JSON line per request")
-    parser.add_argument("--etags", action="store_true", help="send ETags, honour If-None-Match")
-    parser.add_argument(
-        "--last-modified", metavar="DATE", help="send Last-Modified (HTTP or ISO date)"
-    )
-    parser.add_argument("--allow-remote", action="store_true", help="permit a non-loopback --host")
-    parser.add_argument("--quiet", action="store_true", help="no access log on stderr")
-    args = parser.parse_args(argv)
-    try:
-        server = ReplayServer(
-            args.source,
-            host=args.host,
-            port=args.port,
-            log_path=args.log,
-            etags=args.etags,
-            last_modified=args.last_modified,
-            allow_remote=args.allow_remote,
-            verbose=not args.quiet,
-        )
-        server.start()
-    except (OSError, ValueError) as exc:
-        print(f"replay: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"Replaying {args.source} ({len(server.capture)} files, ready in "
-        f"{server.startup_seconds:.1f} s) at {server.proxy_url}\n"
-        f"  http_proxy={server.proxy_url} kremlin-archive crawl …\n"
-        f"  curl -x {server.proxy_url} http://{server.default_host or 'en.kremlin.ru'}/robots.txt\n"
-        "Ctrl-C to stop.",
-        flush=True,
-    )
-    serve(server)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""kremlin_archive.archive: WARC writing (request/response pairs, revisits, rotation, consistent
+"""kremlin_archive.warc: WARC writing (request/response pairs, revisits, rotation, consistent
 headers) checked with warcio's own reader and CLI; reading that survives crashes and damage;
 repair of a cut-off tail. Payloads are real pages from ../shared/kremlin-html."""
 
@@ -24,14 +24,14 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from kremlin_archive.archive import (
+from kremlin_archive.warc import (
     CONTENT_NOTE,
     REVISIT_PROFILE,
-    WarcArchive,
     WarcError,
     WarcFileBusy,
     WarcLocation,
     WarcReadError,
+    WarcWriter,
     check_file,
     consistent_response_headers,
     digest_to_hex,
@@ -53,7 +53,7 @@ def page(name: str) -> bytes:
     return (KREMLIN_HTML / name).read_bytes()
 
 
-def exchange(warc: WarcArchive, url: str, body: bytes, *, status: int = 200, headers=None, **kw):
+def exchange(warc: WarcWriter, url: str, body: bytes, *, status: int = 200, headers=None, **kw):
     kw.setdefault("fetched_at", T0)
     return warc.write_exchange(
         url=url,
@@ -92,7 +92,7 @@ def sample(tmp_path):
     """One file with the four kinds of answers the crawler meets."""
     directory = tmp_path / "warc"
     news = page("en_news_63017.html")
-    with WarcArchive(directory, run_id=RUN_ID) as warc:
+    with WarcWriter(directory, run_id=RUN_ID) as warc:
         written = {
             "200": (news, exchange(warc, EVENT.format(63017), news)),
             "404": (
@@ -237,7 +237,7 @@ def test_iter_captures_reads_everything_back(sample):
 
 
 def test_write_requires_open_and_close_is_idempotent(tmp_path):
-    warc = WarcArchive(tmp_path, run_id=RUN_ID)
+    warc = WarcWriter(tmp_path, run_id=RUN_ID)
     with pytest.raises(WarcError):
         exchange(warc, EVENT.format(1), b"x")
     warc.open()
@@ -255,7 +255,7 @@ def test_naive_fetch_time_is_utc_and_header_bytes_are_kept(tmp_path):
         ("Content-Type", "text/plain"),
         ("Content-Disposition", raw_disposition.decode("latin-1")),
     ]
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         response, _ = exchange(
             warc, EVENT.format(2), b"text", headers=headers, fetched_at=dt.datetime(2024, 3, 1, 12)
         )
@@ -279,7 +279,7 @@ def test_decoded_gzip_body_is_stored_with_consistent_headers(tmp_path):
         ("Transfer-Encoding", "chunked"),
         ("Vary", "Accept-Encoding"),
     ]
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         response, _ = exchange(warc, EVENT.format(62843), body, headers=original)
     path = tmp_path / response.filename
     record, content, _ = records_at(path, response.offset)
@@ -320,7 +320,7 @@ def test_header_adjustment_rules():
 def test_still_encoded_body_reads_back_decoded(tmp_path):
     body = page("en_news_9269.html")
     encoded = gzip.compress(body)
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         exchange(warc, EVENT.format(9269), encoded, headers=[("Content-Encoding", "gzip")])
     (capture,), errors = collect(tmp_path)
     assert errors == []
@@ -340,7 +340,7 @@ def test_revisit_for_an_identical_payload(tmp_path):
     body = page("en_news_55882.html")
     url = EVENT.format(55882)
     later = T0 + dt.timedelta(days=3)
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         original, _ = exchange(warc, url, body)
         path = tmp_path / original.filename
         size_after_first = path.stat().st_size
@@ -393,7 +393,7 @@ def test_revisit_for_an_identical_payload(tmp_path):
 
 def test_revisit_is_not_written_on_a_wrong_reference(tmp_path):
     news, other = page("en_news_53077.html"), page("en_news_57027.html")
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         first, _ = exchange(warc, EVENT.format(53077), news)
         # the caller claims the same payload, but the stored record holds other bytes
         wrong, _ = exchange(
@@ -414,9 +414,9 @@ def test_revisit_is_not_written_on_a_wrong_reference(tmp_path):
 def test_revisits_across_files_and_runs(tmp_path):
     body = page("en_news_60707.html")
     url = EVENT.format(60707)
-    with WarcArchive(tmp_path, run_id="run-1") as warc:
+    with WarcWriter(tmp_path, run_id="run-1") as warc:
         original, _ = exchange(warc, url, body)
-    with WarcArchive(tmp_path, run_id="run-2") as warc:
+    with WarcWriter(tmp_path, run_id="run-2") as warc:
         revisit, _ = exchange(warc, url, body, revisit_of=original)
     assert revisit.record_type == "revisit"
     assert revisit.filename != original.filename
@@ -447,7 +447,7 @@ def test_rotation_by_size(tmp_path):
     ]
     bodies = [page(n) for n in names]
     limit = 40_000
-    with WarcArchive(tmp_path, run_id=RUN_ID, max_file_size=limit) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID, max_file_size=limit) as warc:
         locations = [exchange(warc, EVENT.format(i), b)[0] for i, b in enumerate(bodies)]
         assert warc.files == sorted(warc.files)
     files = warc_files(tmp_path)
@@ -475,7 +475,7 @@ def test_rotation_by_size(tmp_path):
 
 def test_single_exchange_larger_than_the_limit(tmp_path):
     body = page("en_news_55882.html")
-    with WarcArchive(tmp_path, run_id=RUN_ID, max_file_size=1000) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID, max_file_size=1000) as warc:
         a, _ = exchange(warc, EVENT.format(1), body)
         b, _ = exchange(warc, EVENT.format(2), body)
     assert a.filename != b.filename
@@ -488,7 +488,7 @@ def test_single_exchange_larger_than_the_limit(tmp_path):
 
 
 def write_three(directory: Path, run_id: str, names: list[str]):
-    with WarcArchive(directory, run_id=run_id, repair_on_open=False) as warc:
+    with WarcWriter(directory, run_id=run_id, repair_on_open=False) as warc:
         return [(page(n), exchange(warc, EVENT.format(i), page(n))[0]) for i, n in enumerate(names)]
 
 
@@ -567,7 +567,7 @@ def test_foreign_records_and_revisits_without_location_hint(tmp_path):
     the wire, and revisits that name their original only by record id or by payload digest."""
     body = page("en_news_47105.html")
     url = EVENT.format(47105)
-    with WarcArchive(tmp_path, run_id=RUN_ID) as warc:
+    with WarcWriter(tmp_path, run_id=RUN_ID) as warc:
         original, _ = exchange(warc, url, body)
     foreign = tmp_path / "other-tool.warc.gz"
     plain = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
@@ -674,7 +674,7 @@ def test_repair_tail(tmp_path):
 
 def test_a_new_writer_repairs_crashed_files_but_not_live_ones(tmp_path):
     body = page("en_news_17808.html")
-    crashed = WarcArchive(tmp_path, run_id="crashed")
+    crashed = WarcWriter(tmp_path, run_id="crashed")
     crashed.open()
     loc, _ = exchange(crashed, EVENT.format(1), body)
     crashed._fh.write(gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\n" + body)[:500])
@@ -683,7 +683,7 @@ def test_a_new_writer_repairs_crashed_files_but_not_live_ones(tmp_path):
     crashed._fh = None
     crashed_path = tmp_path / loc.filename
 
-    live = WarcArchive(tmp_path, run_id="live", repair_on_open=False).open()
+    live = WarcWriter(tmp_path, run_id="live", repair_on_open=False).open()
     exchange(live, EVENT.format(2), body)
     live_path = tmp_path / live.current_filename
     with pytest.raises(WarcFileBusy):
@@ -696,7 +696,7 @@ def test_a_new_writer_repairs_crashed_files_but_not_live_ones(tmp_path):
         (live_path.name, "record being written by a live writer"),
     }
 
-    with WarcArchive(tmp_path, run_id="next") as warc:
+    with WarcWriter(tmp_path, run_id="next") as warc:
         assert warc.repaired == {crashed_path.name: 500}
         exchange(warc, EVENT.format(3), body)
         assert warc.current_filename not in (crashed_path.name, live_path.name)
@@ -708,9 +708,9 @@ def test_a_new_writer_repairs_crashed_files_but_not_live_ones(tmp_path):
 KILLED_WRITER = """
 import datetime as dt, sys
 from pathlib import Path
-from kremlin_archive.archive import WarcArchive
+from kremlin_archive.warc import WarcWriter
 bodies = [p.read_bytes() for p in sorted(Path(sys.argv[2]).glob("en_news_*.html"))]
-warc = WarcArchive(sys.argv[1], run_id="killed", max_file_size=300_000).open()
+warc = WarcWriter(sys.argv[1], run_id="killed", max_file_size=300_000).open()
 for i in range(100_000):
     warc.write_exchange(url=f"http://en.kremlin.ru/events/president/news/{i}", status=200,
                         body=bodies[i % len(bodies)], fetched_at=dt.datetime.now(dt.UTC))
@@ -736,7 +736,7 @@ def test_a_killed_writer_leaves_readable_files(tmp_path):
     assert len(captures) >= 10
     assert all(c.body in bodies for c in captures)
     assert len(errors) <= 1  # at most the record being written at the moment of the kill
-    with WarcArchive(directory, run_id="after"):
+    with WarcWriter(directory, run_id="after"):
         pass
     assert all(check_file(p) == [] for p in warc_files(directory))
     assert len(collect(directory)[0]) == len(captures)
@@ -746,15 +746,37 @@ def test_a_killed_writer_leaves_readable_files(tmp_path):
 # the command line
 
 
-def test_module_cli(sample, capsys):
-    from kremlin_archive.archive import main
+def test_warc_commands(sample):
+    from click.testing import CliRunner
+
+    from kremlin_archive.cli import main
 
     directory, _ = sample
-    assert main(["check", str(directory)]) == 0
-    assert ": OK" in capsys.readouterr().out
-    assert main(["ls", str(directory)]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runner = CliRunner()
+    checked = runner.invoke(main, ["warc", "check", str(directory)])
+    assert checked.exit_code == 0, checked.output
+    assert ": OK" in checked.output
+    listed = runner.invoke(main, ["warc", "ls", str(directory)])
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
     assert [r["status"] for r in rows] == [200, 404, 301, 503]
+    repaired = runner.invoke(main, ["warc", "repair", str(directory)])
+    assert repaired.exit_code == 0, repaired.output
+    assert all(line.endswith(": 0 bytes removed") for line in repaired.output.splitlines())
+
+
+def test_warc_check_fails_on_a_damaged_file(sample, tmp_path):
+    from click.testing import CliRunner
+
+    from kremlin_archive.cli import main
+
+    directory, _ = sample
+    damaged = tmp_path / "damaged.warc.gz"
+    data = warc_files(directory)[0].read_bytes()
+    damaged.write_bytes(data[: len(data) - 40])
+    result = CliRunner().invoke(main, ["warc", "check", str(damaged)])
+    assert result.exit_code == 1
+    assert "problem(s)" in result.output
 
 
 def test_location_is_a_plain_value():

@@ -1,0 +1,1 @@
+"""Tools for development and tests, not for production: the replay server."""
