@@ -76,23 +76,23 @@ def _fetch_row(body: bytes, url: str, fetched_at: str, offset: int) -> dict:
 
 def store_page(db, body: bytes, url: str, *, fetched_at: str, offset: int, transcript=None):
     """Parse `body` (unless a transcript is given), record its fetch, save it; the result."""
-    from kremlin_archive import db as archive_db
+    from kremlin_archive import db as dbmod
     from kremlin_archive.parsing import PARSER_VERSION, parse_event
 
     t = transcript if transcript is not None else parse_event(body, url)
-    fetch_id = archive_db.record_fetch(db, _fetch_row(body, url, fetched_at, offset))
+    fetch_id = dbmod.record_fetch(db, _fetch_row(body, url, fetched_at, offset))
     t.source_url, t.final_url, t.fetched_at, t.status = url, url, fetched_at, 200
     t.fetch_id, t.run_id, t.spider, t.origin = fetch_id, RUN_ID, "urls", "crawl"
     t.parser_version = t.parser_version or PARSER_VERSION
     t.payload_sha256 = hashlib.sha256(body).hexdigest()
-    return archive_db.save_transcript(db, t, now=fetched_at)
+    return dbmod.save_transcript(db, t, now=fetched_at)
 
 
 def start_run(db) -> str:
     """The run the demo fetches belong to."""
-    from kremlin_archive import db as archive_db
+    from kremlin_archive import db as dbmod
 
-    return archive_db.start_run(
+    return dbmod.start_run(
         db, run_id=RUN_ID, spider="urls", command="fetch", arguments={"urls": [RU_URL, EN_URL]}
     )
 
@@ -100,10 +100,10 @@ def start_run(db) -> str:
 def build_demo_archive(path: Path) -> None:
     """ru-66419 (reconstructed page; first captured before its last turn was published, so
     it has one revision) and en-55882, fetched by one run, in a new archive at `path`."""
-    from kremlin_archive import db as archive_db
+    from kremlin_archive import db as dbmod
     from kremlin_archive.parsing import parse_event
 
-    db = archive_db.open_db(path)
+    db = dbmod.open_db(path)
     start_run(db)
     ru_body = RU_PAGE.read_bytes()
     ru = parse_event(ru_body, RU_URL)
@@ -119,7 +119,7 @@ def build_demo_archive(path: Path) -> None:
     )
     store_page(db, ru_body, RU_URL, fetched_at="2026-11-20T10:00:05Z", offset=88_310)
     store_page(db, EN_PAGE.read_bytes(), EN_URL, fetched_at="2026-11-20T10:00:09Z", offset=131_072)
-    archive_db.finish_run(
+    dbmod.finish_run(
         db,
         RUN_ID,
         status="finished",

@@ -39,7 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kremlin_archive import db as archive_db  # noqa: E402
+from kremlin_archive import db as dbmod  # noqa: E402
 from kremlin_archive.parsing import parse_event  # noqa: E402
 
 SHARED = Path(os.environ.get("KREMLIN_SHARED", REPO.parent / "shared")).resolve()
@@ -63,7 +63,7 @@ QUERIES = [
 def build(mirror: Path, path: Path) -> dict:
     news = mirror / "en.kremlin.ru" / "events" / "president" / "news"
     pages = sorted(p for p in news.glob("*.html") if p.stem.isdigit())
-    db = archive_db.open_db(path)
+    db = dbmod.open_db(path)
     started, failed = time.perf_counter(), 0
     for page in pages:
         url = f"http://en.kremlin.ru/events/president/news/{page.stem}"
@@ -73,7 +73,7 @@ def build(mirror: Path, path: Path) -> dict:
             failed += 1
             continue
         transcript.origin = "bench"
-        archive_db.save_transcript(db, transcript)
+        dbmod.save_transcript(db, transcript)
     seconds = time.perf_counter() - started
     db.close()
     return {"pages": len(pages), "failed": failed, "build_s": seconds}

@@ -8,8 +8,9 @@ Exit codes (suited to cron): 0 done (page errors are recorded in the database, n
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -74,32 +75,17 @@ def run_spider(
     **spider_args,
 ) -> int:
     """Run one spider in this process; return the exit code for its outcome."""
-    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "kremlin_archive.settings")
-    from scrapy.crawler import CrawlerProcess
-    from scrapy.utils.project import get_project_settings
+    from .crawl_run import run_crawl
 
-    from .lock import DatabaseLocked, RunLock
-
-    settings = get_project_settings()
-    settings.set("KREMLIN_DB", db_path, priority="cmdline")
-    settings.set("KREMLIN_WARC_DIR", warc_dir, priority="cmdline")
-    settings.set("KREMLIN_COMMAND", command, priority="cmdline")
-    settings.set("KREMLIN_LOCK_HELD", True, priority="cmdline")
-    for name, value in _split_overrides(overrides).items():
-        settings.set(name, value, priority="cmdline")
-    try:
-        lock = RunLock(db_path).acquire()
-    except DatabaseLocked as exc:
-        click.echo(f"kremlin-archive: {exc}", err=True)
-        return EXIT_LOCKED
-    try:
-        process = CrawlerProcess(settings, install_root_handler=True)
-        crawler = process.create_crawler(spider)
-        process.crawl(crawler, **{k: v for k, v in spider_args.items() if v is not None})
-        process.start()
-    finally:
-        lock.release()
-    stats = crawler.stats.get_stats() if crawler.stats else {}
+    settings = {
+        "KREMLIN_DB": db_path,
+        "KREMLIN_WARC_DIR": warc_dir,
+        "KREMLIN_COMMAND": command,
+        "KREMLIN_LOCK_HELD": True,
+        **_split_overrides(overrides),
+    }
+    with _holding_lock(db_path):
+        stats = run_crawl(spider, settings, {k: v for k, v in spider_args.items() if v is not None})
     reason = stats.get("finish_reason")
     summary = (
         f"run {stats.get('kremlin/run_id', '?')}: {reason or 'no finish reason'}; "
@@ -137,13 +123,32 @@ def run_spider(
     return EXIT_FAILURE
 
 
-def _check_day(value: str | None, name: str) -> None:
-    from .spiders.base import parse_day
+@contextlib.contextmanager
+def _holding_lock(db_path: str):
+    """Hold the database's run lock for the block; another run holding it ends the command
+    with exit code 4 before anything is opened."""
+    from .lock import DatabaseLocked, RunLock
 
     try:
-        parse_day(value, name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=f"--{name}") from None
+        lock = RunLock(db_path).acquire()
+    except DatabaseLocked as exc:
+        click.echo(f"kremlin-archive: {exc}", err=True)
+        sys.exit(EXIT_LOCKED)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _check_day(value: str | None, name: str) -> None:
+    if value in (None, ""):
+        return
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected a date as YYYY-MM-DD", param_hint=f"--{name}"
+        ) from None
 
 
 @main.command()
@@ -280,22 +285,12 @@ def reparse(db_path, warc_dir):
     """
     from . import db as dbmod
     from .jobs.reparse import reparse as run_reparse
-    from .lock import DatabaseLocked, RunLock
     from .progress import Progress
 
     if not Path(warc_dir).is_dir():
         raise click.BadParameter(f"no such folder: {warc_dir}", param_hint="--warc-dir")
-    try:
-        lock = RunLock(db_path).acquire()
-    except DatabaseLocked as exc:
-        click.echo(f"kremlin-archive: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
-    try:
-        database = dbmod.open_db(db_path)
-        with Progress("reparse", unit="capture") as progress:
-            result = run_reparse(database, warc_dir, progress=progress.update)
-    finally:
-        lock.release()
+    with _holding_lock(db_path), Progress("reparse", unit="capture") as progress:
+        result = run_reparse(dbmod.open_db(db_path), warc_dir, progress=progress.update)
     counts = result.as_counts()
     click.echo(
         f"reparse {result.run_id}: {counts['captures']} captures, "
@@ -486,13 +481,11 @@ def serve(db_path, host, port, immutable):
     serve_mod.run_server(ds, host=host, port=port)
 
 
-# -- export, import-txt, stats (issue 8) --------------------------------------------------------
-
-EVENT_ID = re.compile(r"^(ru|en)-[1-9][0-9]*$")
+# -- export, import-txt, stats ------------------------------------------------------------------
 
 
 def _check_event_ids(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
-    bad = [value for value in values if not EVENT_ID.match(value)]
+    bad = [value for value in values if not urls.EVENT_KEY.match(value)]
     if bad:
         raise click.BadParameter(
             f"{', '.join(map(repr, bad))}: expected an event id like ru-66419 or en-63017"
@@ -606,32 +599,22 @@ def import_txt(paths, db_path):
     from . import db as dbmod
     from .legacy_txt import import_txt as run_import
     from .legacy_txt import txt_files
-    from .lock import DatabaseLocked, RunLock
     from .progress import Progress
 
     files = txt_files(paths)
     if not files:
         click.echo(f"kremlin-archive: no .txt files in {', '.join(paths)}", err=True)
         sys.exit(EXIT_USAGE)
-    try:
-        lock = RunLock(db_path).acquire()
-    except DatabaseLocked as exc:
-        click.echo(f"kremlin-archive: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
-    try:
-        database = dbmod.open_db(db_path)
-        with Progress("import-txt", total=len(files), unit="file") as progress:
-            result = run_import(
-                database,
-                files,
-                arguments={"paths": list(paths)},
-                progress=progress.update,
-                on_failure=lambda path, message: progress.write(
-                    f"kremlin-archive: skipped {path}: {message}"
-                ),
-            )
-    finally:
-        lock.release()
+    with _holding_lock(db_path), Progress("import-txt", total=len(files), unit="file") as progress:
+        result = run_import(
+            dbmod.open_db(db_path),
+            files,
+            arguments={"paths": list(paths)},
+            progress=progress.update,
+            on_failure=lambda path, message: progress.write(
+                f"kremlin-archive: skipped {path}: {message}"
+            ),
+        )
     counts = result.as_counts()
     click.echo(
         f"import-txt {result.run_id}: {counts['files']} file(s): new {counts['events_new']}, "

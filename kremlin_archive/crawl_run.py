@@ -1,6 +1,7 @@
-"""The run: one `runs` row, the database connection and the WARC archive that every other
-component of a crawl shares (reached with `current_run(crawler)`), and the lock
-that keeps one run at a time on a database.
+"""The run of a crawl (`CrawlRun`, a Scrapy extension): its `runs` row, the database connection
+and the WARC writer that every other component of the crawl shares (reached with
+`current_run(crawler)`), and the run lock (`lock.RunLock`) that keeps one run at a time on a
+database. `run_crawl` runs a spider in this process for the command line.
 
 Opened on `spider_opened`, closed on `spider_closed`, where the run row gets its status
 (finished | blocked | interrupted | failed) and its counts from the crawl stats.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Any
 
 from scrapy import signals
@@ -25,8 +27,9 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from . import db as dbmod
-from .items import http_failure_reason
+from .items import Transcript, http_failure_reason
 from .lock import RunLock
+from .request_meta import Meta
 
 logger = logging.getLogger(__name__)
 
@@ -204,13 +207,13 @@ class CrawlRun:
         pending, self.retries_pending = self.retries_pending, {}
         for url, retry in pending.items():
             meta = retry.meta
-            fetch = meta.get("kremlin_fetch", {})
+            fetch = meta.get(Meta.FETCH, {})
             status = fetch.get("status")
             last = http_failure_reason(status) if status else fetch.get("error") or "no answer"
-            if meta.get("kremlin_kind") == "event":
+            if meta.get(Meta.KIND) == "event":
                 self.crawler.stats.inc_value("kremlin/events/failed")
             self.record_error(
-                url=meta.get("kremlin_source_url", url),
+                url=meta.get(Meta.SOURCE_URL, url),
                 stage="fetch",
                 reason=f"{last}; not retried: the run stopped ({reason}) first",
                 status=status,
@@ -220,20 +223,18 @@ class CrawlRun:
     def spider_error(self, failure, response, spider) -> None:
         """A callback raised instead of yielding a CrawlError: record the page anyway."""
         meta = getattr(response, "meta", None) or {}
-        if meta.get("kremlin_kind") == "event":
+        if meta.get(Meta.KIND) == "event":
             self.crawler.stats.inc_value("kremlin/events/failed")
         self.record_error(
-            url=meta.get("kremlin_source_url") or getattr(response, "url", None),
+            url=meta.get(Meta.SOURCE_URL) or getattr(response, "url", None),
             stage="parse",
             reason=f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:500],
             status=getattr(response, "status", None),
-            fetch_id=meta.get("kremlin_fetch", {}).get("id"),
+            fetch_id=meta.get(Meta.FETCH, {}).get("id"),
         )
 
     def item_error(self, item, response, spider, failure) -> None:
         """A pipeline raised (other than DropItem): record the item's URL and why."""
-        from .items import Transcript
-
         if isinstance(item, Transcript):
             self.crawler.stats.inc_value("kremlin/events/failed")
         self.record_error(
@@ -258,3 +259,21 @@ class CrawlRun:
                 status=status,
                 fetch_id=fetch_id,
             )
+
+
+def run_crawl(spider: str, settings: dict[str, Any], spider_args: dict[str, Any]) -> dict:
+    """Run one of the project's spiders in this process with the project's settings overridden
+    by `settings` (command-line priority); returns the crawl's stats when it has ended. The
+    caller holds the database's run lock (`KREMLIN_LOCK_HELD`)."""
+    os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "kremlin_archive.settings")
+    from scrapy.crawler import CrawlerProcess
+    from scrapy.utils.project import get_project_settings
+
+    project = get_project_settings()
+    for name, value in settings.items():
+        project.set(name, value, priority="cmdline")
+    process = CrawlerProcess(project, install_root_handler=True)
+    crawler = process.create_crawler(spider)
+    process.crawl(crawler, **spider_args)
+    process.start()
+    return crawler.stats.get_stats() if crawler.stats else {}

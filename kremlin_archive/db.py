@@ -30,7 +30,9 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Database
 
+from . import urls
 from .items import CONTENT_FIELDS, Tag, Transcript, Utterance
+from .timestamps import utc_stamp
 
 LICENSE = "CC BY 4.0"
 ATTRIBUTION = (
@@ -298,10 +300,6 @@ def open_db(path: str | Path) -> Database:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -424,7 +422,7 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
     - changed: the previous content goes into `revisions` with the list of changed fields,
       then the event, its utterances and tags are replaced and `last_changed_at` set.
     """
-    now = now or utc_now()
+    now = now or utc_stamp()
     content = content_of(t)
     digest = content_hash(content)
     event_id = t.event_id
@@ -553,33 +551,12 @@ def _replace_children(db: Database, t: Transcript) -> None:
 
 def _link_twin(db: Database, t: Transcript) -> None:
     """Point ru-N and en-N at each other once both are in the archive."""
-    other = "en" if t.lang == "ru" else "ru"
-    twin = f"{other}-{t.kremlin_id}"
+    twin = urls.event_key(urls.other_lang(t.lang), t.kremlin_id)
     if db.conn.execute("SELECT 1 FROM events WHERE id = ?", [twin]).fetchone() is None:
         return
     sql = "UPDATE events SET twin_id = ? WHERE id = ? AND twin_id IS NOT ?"
     db.conn.execute(sql, [twin, t.event_id, twin])
     db.conn.execute(sql, [t.event_id, twin, t.event_id])
-
-
-def load_transcript(db: Database, event_id: str) -> Transcript | None:
-    """The stored event as a Transcript (content and the provenance columns the row keeps)."""
-    row = _get_event(db, event_id)
-    if row is None:
-        return None
-    content = json.loads(_old_content_json(db, row))
-    return Transcript.from_dict(
-        {
-            **content,
-            "kremlin_id": row["kremlin_id"],
-            "lang": row["lang"],
-            "source_url": row["source_url"],
-            "fetched_at": row["fetched_at"],
-            "parser_version": row["parser_version"],
-            "fetch_id": row["fetch_id"],
-            "origin": row["origin"],
-        }
-    )
 
 
 def iter_event_ids(
@@ -675,7 +652,7 @@ def start_run(db: Database, *, run_id: str, spider: str, command: str, arguments
             "spider": spider,
             "command": command,
             "arguments": _json(arguments),
-            "started_at": utc_now(),
+            "started_at": utc_stamp(),
             "status": "running",
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -691,7 +668,7 @@ def finish_run(
     db.table("runs").update(
         run_id,
         {
-            "finished_at": utc_now(),
+            "finished_at": utc_stamp(),
             "status": status,
             "finish_reason": finish_reason,
             "requests": counts.get("requests", 0),
@@ -703,11 +680,6 @@ def finish_run(
             "counts": _json(counts),
         },
     )
-
-
-def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
-    return rows[0] if rows else None
 
 
 def mark_stale_runs(db: Database) -> int:
@@ -750,46 +722,14 @@ def record_error(
         "reason": reason,
         "status": status,
         "fetch_id": fetch_id,
-        "at": utc_now(),
+        "at": utc_stamp(),
     }
     with db.atomic():
         return _insert(db, "errors", row)
 
 
-def count_rows(db: Database, table: str, where: str = "1 = 1", params: Iterable = ()) -> int:
-    if table not in TABLES and table not in VIEWS:
-        raise ValueError(f"unknown table {table!r}")
-    return db.execute(f"SELECT count(*) FROM [{table}] WHERE {where}", list(params)).fetchone()[0]
-
-
-def content_snapshot(db: Database) -> dict[str, list[tuple]]:
-    """Every content row (events' content columns, utterances, tags, links), for comparisons."""
-    content_columns = [
-        "id", "lang", "kremlin_id", "url", "title", "lead", "published_at", "place", "text",
-        "paragraphs", "sections", "updated_at", "announce_date", "twin_url", "twin_id",
-        "utterance_count", "speakers", "content_hash",
-    ]  # fmt: skip
-    return {
-        "events": [
-            tuple(r)
-            for r in db.execute(f"SELECT {', '.join(content_columns)} FROM events ORDER BY id")
-        ],
-        "utterances": [
-            tuple(r)
-            for r in db.execute("SELECT event_id, seq, speaker, text FROM utterances ORDER BY 1, 2")
-        ],
-        "tags": [
-            tuple(r) for r in db.execute("SELECT id, lang, kind, name, url FROM tags ORDER BY id")
-        ],
-        "event_tags": [
-            tuple(r)
-            for r in db.execute("SELECT event_id, tag_id, seq FROM event_tags ORDER BY 1, 2")
-        ],
-    }
-
-
-# -- reading for the Datasette transcript page (added for issue 7: serve.py and the plugin in
-# datasette/plugins call this through Datasette's read-only connections) ---------------------
+# -- reading for the Datasette transcript page (the plugin calls it through Datasette's read-only
+# connections) -------------------------------------------------------------------------------
 
 
 def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
@@ -836,7 +776,7 @@ def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
     }
 
 
-# -- incremental refresh (added for issue 5: the kremlin spider's refresh mode reads these) ---
+# -- incremental refresh (the kremlin spider's refresh mode reads these) ---------------------
 
 
 def newest_published_day(db: Database, lang: str) -> str | None:
@@ -859,11 +799,11 @@ def recently_missing_events(db: Database, lang: str, since: str) -> set[int]:
         "AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = f.event_id)",
         [f"{lang}-%", since],
     )
-    return {int(r[0].split("-", 1)[1]) for r in rows}
+    return {urls.parse_event_key(r[0])[1] for r in rows}
 
 
-# -- exports and statistics (added for issue 8: the `export`, `import-txt` and `stats` commands
-# read these; exports stream -- one event in memory at a time) ----------------------------------
+# -- exports and statistics (the `export`, `import-txt` and `stats` commands read these; exports
+# stream: one event in memory at a time) ------------------------------------------------------
 
 # Columns of the fetch an event's current content came from that exports carry as provenance.
 EXPORT_FETCH_COLUMNS = (

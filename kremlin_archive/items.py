@@ -3,15 +3,25 @@
 `Transcript` is a plain dataclass so that it works as a Scrapy item (itemadapter supports
 dataclasses), in tests without an engine, and in `db.py` via `dataclasses.asdict`.
 
-Content fields are filled by `parsing.parse_event`; provenance fields are filled by the crawl
-(or the re-parse / import) that produced the record. `CONTENT_FIELDS` lists what counts as the
-event's content: a change in any of them is a new revision.
+Content fields are filled by `parsing.parse_event` (with the parser's version); provenance
+fields by `Transcript.set_provenance` from the fetch that produced the record (crawl or
+re-parse) or by the legacy import. `CONTENT_FIELDS` lists what counts as the event's content: a
+change in any of them is a new revision. `validation_problems` is what every record must pass
+before it is stored, whatever its source.
+
+`fetch_record` builds a row of the `fetches` table -- one HTTP exchange or transport failure --
+from what the crawl's recorder or the re-parse of a WARC record knows about it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from . import urls
 
 LANGS = ("ru", "en")
 
@@ -77,15 +87,12 @@ class Transcript:
     @property
     def event_id(self) -> str:
         """Primary key in the database: `ru-66419`."""
-        return f"{self.lang}-{self.kremlin_id}"
+        return urls.event_key(self.lang, self.kremlin_id)
 
     @property
     def text(self) -> str:
         """The body as one string, a paragraph per line."""
         return "\n".join(self.paragraphs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
@@ -96,6 +103,27 @@ class Transcript:
         ]
         kwargs["tags"] = [t if isinstance(t, Tag) else Tag(**t) for t in kwargs.get("tags", [])]
         return cls(**kwargs)
+
+    def set_provenance(
+        self,
+        fetch: Mapping[str, Any],
+        *,
+        source_url: str,
+        origin: str,
+        spider: str | None,
+        run_id: str | None,
+    ) -> Transcript:
+        """Where this record's content came from: the fetch (a `fetches` row, with its `id`
+        once recorded), the URL as asked for, the origin (crawl | reparse), the spider and run.
+        Returns the record."""
+        self.source_url = source_url
+        for name in _FETCH_PROVENANCE:
+            setattr(self, name, fetch.get(name))
+        self.fetch_id = fetch.get("id")
+        self.origin = origin
+        self.spider = spider
+        self.run_id = run_id
+        return self
 
 
 CONTENT_FIELDS = (
@@ -113,11 +141,89 @@ CONTENT_FIELDS = (
     "announce_date",
 )
 
-PROVENANCE_FIELDS = tuple(
-    f.name
-    for f in fields(Transcript)
-    if f.name not in CONTENT_FIELDS and f.name not in ("kremlin_id", "lang")
-)
+# Provenance a record takes from the fetch its content came from (a `fetch_record` row).
+_FETCH_PROVENANCE = (
+    "final_url", "fetched_at", "status", "etag", "last_modified", "payload_sha256",
+    "warc_filename", "warc_offset", "warc_length", "warc_record_id",
+)  # fmt: skip
+
+
+def validation_problems(t: Transcript) -> list[str]:
+    """What is wrong with a record, as `<field>/<problem>` strings (empty when valid)."""
+    problems = [f"{name}/missing" for name in REQUIRED_FIELDS if not getattr(t, name)]
+    if t.lang and t.lang not in LANGS:
+        problems.append("lang/invalid")
+    if t.published_at:
+        try:
+            parsed = dt.datetime.fromisoformat(t.published_at)
+        except ValueError:
+            problems.append("published_at/invalid")
+        else:
+            if parsed.tzinfo is None:
+                problems.append("published_at/invalid")
+    if t.kremlin_id is not None and (not isinstance(t.kremlin_id, int) or t.kremlin_id <= 0):
+        problems.append("kremlin_id/invalid")
+    seqs = [u.seq for u in t.utterances]
+    if seqs != sorted(set(seqs)):
+        problems.append("utterances/invalid")
+    if any(not u.text for u in t.utterances):
+        problems.append("utterances/invalid")
+    return problems
+
+
+def fetch_record(
+    *,
+    run_id: str | None,
+    spider: str | None,
+    kind: str,
+    event_id: str | None,
+    requested_url: str,
+    url: str,
+    fetched_at: str,
+    method: str = "GET",
+    final_url: str | None = None,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    payload: bytes | None = None,
+    error: str | None = None,
+    warc: Any = None,
+) -> dict[str, Any]:
+    """A row of `fetches`: one exchange (`status`, the response `headers` with lower-case
+    names, the decoded `payload`) or one failure (`error`, no status), and where its WARC
+    record is (`warc`: a `warc.WarcLocation`). A 304 has no payload digest."""
+    headers = headers or {}
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "spider": spider,
+        "kind": kind,
+        "event_id": event_id,
+        "requested_url": requested_url,
+        "url": url,
+        "method": method,
+        "fetched_at": fetched_at,
+    }
+    if status is not None:
+        row.update(
+            final_url=final_url or url,
+            status=status,
+            content_type=headers.get("content-type"),
+            content_length=len(payload or b""),
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            payload_sha256=hashlib.sha256(payload or b"").hexdigest() if status != 304 else None,
+        )
+    if error:
+        row["error"] = error
+    if warc is not None:
+        row.update(
+            warc_filename=warc.filename,
+            warc_offset=warc.offset,
+            warc_length=warc.length,
+            warc_record_id=warc.record_id,
+            warc_record_type=warc.record_type,
+            warc_payload_digest=warc.payload_digest,
+        )
+    return row
 
 
 @dataclass

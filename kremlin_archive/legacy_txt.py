@@ -44,15 +44,9 @@ from sqlite_utils import Database
 
 from . import db as dbmod
 from . import urls
-from .items import Transcript
-from .parsing import (
-    MOSCOW,
-    PARSER_VERSION,
-    ParseError,
-    moscow_iso,
-    normalize_text,
-    utterances_from_paragraphs,
-)
+from .items import Transcript, validation_problems
+from .parsing import PARSER_VERSION, ParseError, normalize_text, utterances_from_paragraphs
+from .timestamps import MOSCOW, moscow_iso
 
 Progress = Callable[[int], None]
 
@@ -164,6 +158,7 @@ def parse_txt(text: str, name: str = "") -> Transcript:
         utterances=utterances_from_paragraphs(paragraphs),
         source_url=lines[-1].strip(),
         origin=f"import:{name}" if name else "import",
+        parser_version=PARSER_VERSION,  # its speaker-label rules are the page parser's
     )
 
 
@@ -218,8 +213,6 @@ def read_txt(path: Path) -> Transcript:
             f"txt-line-{line}", f"{path.name}, line {line}: not UTF-8 text ({exc.reason})"
         ) from None
     transcript = parse_txt(text, path.name)
-    from .pipelines import validation_problems  # the crawl's own checks
-
     problems = validation_problems(transcript)
     if problems:
         raise ParseError("invalid", f"{path.name}: invalid record: {', '.join(problems)}")
@@ -267,7 +260,6 @@ def import_txt(
                 else:
                     transcript.run_id = run_id
                     transcript.spider = "import-txt"
-                    transcript.parser_version = PARSER_VERSION  # its speaker-label rules
                     outcome = dbmod.save_transcript(db, transcript)
                     result.outcomes[outcome.outcome] += 1
             if progress:

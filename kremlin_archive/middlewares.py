@@ -21,12 +21,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
-import gzip
 import hashlib
 import logging
 import time
-import zlib
-from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
@@ -36,34 +33,12 @@ from scrapy.utils.response import response_status_message
 from . import db as dbmod
 from . import urls
 from .crawl_run import current_run
+from .items import fetch_record
+from .request_meta import Meta
+from .timestamps import utc_stamp
+from .warc import decode_content
 
 logger = logging.getLogger(__name__)
-
-
-def request_kind(url: str, meta: dict) -> str:
-    if meta.get("kremlin_kind"):
-        return meta["kremlin_kind"]
-    path = urlsplit(url).path
-    if path == "/robots.txt":
-        return "robots"
-    return "other"
-
-
-def decoded_body(headers: dict[str, str], body: bytes) -> bytes:
-    """The entity body without Content-Encoding (what the parser sees), or the raw bytes if
-    they cannot be decoded."""
-    encoding = headers.get("content-encoding", "").lower().strip()
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)
-    except (OSError, EOFError, zlib.error):
-        return body
-    return body
 
 
 def _header_pairs(headers) -> list[tuple[str, str]]:
@@ -90,43 +65,39 @@ class FetchRecorderMiddleware:
         fetched_at = dt.datetime.now(dt.UTC)
         response_headers = _header_pairs(response.headers)
         lower = {k.lower(): v for k, v in response_headers}
-        payload = decoded_body(lower, response.body)
-        sha = hashlib.sha256(payload).hexdigest()
-        row = {
-            **self.request_fields(run, request),
-            "final_url": response.url,
-            "status": response.status,
-            "fetched_at": fetched_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "content_type": lower.get("content-type"),
-            "content_length": len(payload),
-            "etag": lower.get("etag"),
-            "last_modified": lower.get("last-modified"),
-            "payload_sha256": sha if response.status != 304 else None,
-        }
-        partial = {"partial", "dataloss"} & set(response.flags)
-        if partial:
-            # Only with DOWNLOAD_FAIL_ON_DATALOSS=False: the body may be cut short. The parser
-            # refuses a page without its end; the fetch says why.
-            flags = ", ".join(sorted(partial))
-            row["error"] = f"incomplete body ({flags}): the connection closed early"
+        payload = decode_content(response.body, lower.get("content-encoding"))
+        location = None
         if run.warc is not None:
             try:
-                row.update(
-                    self._write_warc(
-                        run, request, response, response_headers, payload, sha, fetched_at
-                    )
+                location = self._write_warc(
+                    run, request, response, response_headers, payload, fetched_at
                 )
             except Exception as exc:  # the fetch row must exist even if WARC writing failed
                 logger.exception("WARC write failed for %s", request.url)
                 run.record_error(url=request.url, stage="warc", reason=repr(exc))
-        fetch_id = dbmod.record_fetch(run.db, row)
-        self.crawler.stats.inc_value("kremlin/fetches")
-        request.meta["kremlin_fetch"] = {**row, "id": fetch_id}
+        error = None
+        partial = {"partial", "dataloss"} & set(response.flags)
+        if partial:
+            # Only with DOWNLOAD_FAIL_ON_DATALOSS=False: the body may be cut short. The parser
+            # refuses a page without its end; the fetch says why.
+            error = f"incomplete body ({', '.join(sorted(partial))}): the connection closed early"
+        row = fetch_record(
+            **self.request_fields(run, request),
+            fetched_at=utc_stamp(fetched_at),
+            final_url=response.url,
+            status=response.status,
+            headers=lower,
+            payload=payload,
+            error=error,
+            warc=location,
+        )
+        self._record(run, request, row)
         return response
 
-    def _write_warc(self, run, request, response, response_headers, payload, sha, fetched_at):
+    def _write_warc(self, run, request, response, response_headers, payload, fetched_at):
         revisit_of = None
         if response.status == 200 and payload:
+            sha = hashlib.sha256(payload).hexdigest()
             revisit_of = dbmod.last_capture_of_payload(run.db, request.url, sha)
         location, _request_location = run.warc.write_exchange(
             url=request.url,
@@ -140,26 +111,24 @@ class FetchRecorderMiddleware:
             remote_ip=str(response.ip_address) if response.ip_address else None,
             revisit_of=revisit_of,
         )
-        return {
-            "warc_filename": location.filename,
-            "warc_offset": location.offset,
-            "warc_length": location.length,
-            "warc_record_id": location.record_id,
-            "warc_record_type": location.record_type,
-            "warc_payload_digest": location.payload_digest,
-        }
+        return location
 
     def request_fields(self, run, request) -> dict:
         """The `fetches` columns that describe the request (the same for answers and failures)."""
         return {
             "run_id": run.run_id,
             "spider": self.crawler.spider.name if self.crawler.spider else None,
-            "kind": request_kind(request.url, request.meta),
-            "event_id": request.meta.get("kremlin_event_id"),
-            "requested_url": request.meta.get("kremlin_source_url", request.url),
+            "kind": request.meta.get(Meta.KIND) or urls.kind_of_url(request.url),
+            "event_id": request.meta.get(Meta.EVENT_ID),
+            "requested_url": request.meta.get(Meta.SOURCE_URL, request.url),
             "url": request.url,
             "method": request.method,
         }
+
+    def _record(self, run, request, row: dict) -> None:
+        fetch_id = dbmod.record_fetch(run.db, row)
+        self.crawler.stats.inc_value("kremlin/fetches")
+        request.meta[Meta.FETCH] = {**row, "id": fetch_id}
 
     def process_exception(self, request, exception):
         run = current_run(self.crawler)
@@ -167,14 +136,12 @@ class FetchRecorderMiddleware:
             return None
         if isinstance(exception, IgnoreRequest):
             return None  # nothing was sent (offsite, robots.txt): the errback records why
-        row = {
+        row = fetch_record(
             **self.request_fields(run, request),
-            "error": f"{type(exception).__name__}: {exception_text(exception)}"[:500],
-            "fetched_at": dbmod.utc_now(),
-        }
-        fetch_id = dbmod.record_fetch(run.db, row)
-        self.crawler.stats.inc_value("kremlin/fetches")
-        request.meta["kremlin_fetch"] = {**row, "id": fetch_id}
+            fetched_at=utc_stamp(),
+            error=f"{type(exception).__name__}: {exception_text(exception)}"[:500],
+        )
+        self._record(run, request, row)
         return None
 
 
@@ -192,7 +159,7 @@ class ConditionalRequestMiddleware:
         return cls(crawler)
 
     def process_request(self, request):
-        if not (self.enabled and request.meta.get("kremlin_conditional")):
+        if not (self.enabled and request.meta.get(Meta.CONDITIONAL)):
             return None
         run = current_run(self.crawler)
         if run is None or run.db is None:
@@ -244,7 +211,7 @@ class RefusalBrakeMiddleware:
         wait = self.paused_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        request.meta["kremlin_brake_round"] = self.round
+        request.meta[Meta.BRAKE_ROUND] = self.round
         return None
 
     async def process_response(self, request, response):
@@ -255,14 +222,14 @@ class RefusalBrakeMiddleware:
         if self.blocked or (run is not None and run.stopping):
             request.meta["dont_retry"] = True  # stopping: no more requests to this site
             return response
-        walk = request.meta.get("kremlin_kind") in ("listing", "feed")
+        walk = request.meta.get(Meta.KIND) in ("listing", "feed")
         if refused and walk and self.last_attempt(request, response.status):
             return self._block(
                 run, request, response,
                 f"the listing {request.url} was refused (HTTP {response.status}) on every "
                 "attempt; the walk cannot go on, so the run stopped: rerun later to resume",
             )  # fmt: skip
-        if request.meta.get("kremlin_brake_round", self.round) != self.round:
+        if request.meta.get(Meta.BRAKE_ROUND, self.round) != self.round:
             return response  # sent before the last pause
         if not refused:
             if response.status < 400:
@@ -314,7 +281,7 @@ class RefusalBrakeMiddleware:
                 message,
                 url=request.url,
                 status=response.status,
-                fetch_id=request.meta.get("kremlin_fetch", {}).get("id"),
+                fetch_id=request.meta.get(Meta.FETCH, {}).get("id"),
             )
         else:
             self.crawler.stats.set_value("kremlin/blocked", True)

@@ -17,7 +17,7 @@ Public API
     The Atom feed, read with a parser that neither expands entities nor touches the network;
     reason ``not-feed`` for anything else.
 ``split_speaker_label(paragraph) -> (speaker, rest) | None``, ``is_section_break(text)``,
-``assemble_utterances(...)``, ``normalize_text(text)``, ``moscow_iso(...)``
+``assemble_utterances(...)``, ``normalize_text(text)``
     The text-level rules, shared with the legacy plain-text import.
 
 Contracts of `parse_event`
@@ -95,17 +95,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
 from kremlin_archive import urls
 from kremlin_archive.items import Tag, Transcript, Utterance
+from kremlin_archive.timestamps import moscow_iso
 
 PARSER_VERSION = "1.0.0"
-
-MOSCOW = ZoneInfo("Europe/Moscow")
-
 
 class ParseError(Exception):
     """The input is not what the parser was asked to read.
@@ -372,13 +369,6 @@ _EN_DATE = re.compile(
     r"\b([A-Z][a-z]+)\s+(\d{1,2})(?:\s*[-–−]\s*(?:[A-Z][a-z]+\s+)?\d{1,2})?,?\s+(\d{4})\b"
 )
 _RU_DATE = re.compile(r"(\d{1,2})(?:\s*[-–−]\s*\d{1,2})?\s+([а-яё]+)\s+(\d{4})", re.IGNORECASE)
-
-
-def moscow_iso(day: dt.date, hour: int, minute: int, second: int = 0) -> str:
-    """Moscow local time -> ISO 8601 with the offset Moscow had then."""
-    return dt.datetime(
-        day.year, day.month, day.day, hour, minute, second, tzinfo=MOSCOW
-    ).isoformat()
 
 
 def _iso_day(value: str | None) -> dt.date | None:
@@ -969,6 +959,7 @@ def parse_event(body: bytes, url: str) -> Transcript:
         updated_at=_updated(read),
         twin_url=_twin(root, expected),
         announce_date=announce_date,
+        parser_version=PARSER_VERSION,
     )
 
 

@@ -1,54 +1,30 @@
 """Small single-purpose item pipelines, in spaced order (settings.ITEM_PIPELINES):
 
-200 ValidatePipeline  — required fields present and well-formed; problems counted in stats as
-                        `kremlin/field/<name>/missing|invalid`; an invalid record is dropped and
-                        recorded in `errors` (stage 'validate'), never stored half-right.
-300 NormalisePipeline — provenance every record must carry (parser version, spider, run id).
+200 ValidatePipeline  — required fields present and well-formed (`items.validation_problems`);
+                        problems counted in stats as `kremlin/field/<name>/missing|invalid`; an
+                        invalid record is dropped and recorded in `errors` (stage 'validate'),
+                        never stored half-right.
 800 StorePipeline     — upsert through db.py (one transaction per event) and `errors` rows for
                         CrawlError items (an event's CrawlError is counted as failed where it is
                         made, in spiders/base.py: listing and input errors are not events).
+
+Records arrive with their provenance set (`Transcript.set_provenance`, in the spider).
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 from scrapy.exceptions import DropItem
 
 from . import db as dbmod
 from .crawl_run import CrawlRun, current_run
-from .items import LANGS, REQUIRED_FIELDS, CrawlError, Transcript
-from .parsing import PARSER_VERSION
+from .items import CrawlError, Transcript, validation_problems
 
 # Optional fields whose absence is counted (not an error): a place is absent on calls and
 # statements, a lead on about half the pages.
 COUNTED_OPTIONAL_FIELDS = ("lead", "place", "paragraphs", "tags", "utterances")
 
 
-def validation_problems(t: Transcript) -> list[str]:
-    """What is wrong with a record, as `<field>/<problem>` strings (empty when valid)."""
-    problems = [f"{name}/missing" for name in REQUIRED_FIELDS if not getattr(t, name)]
-    if t.lang and t.lang not in LANGS:
-        problems.append("lang/invalid")
-    if t.published_at:
-        try:
-            parsed = dt.datetime.fromisoformat(t.published_at)
-        except ValueError:
-            problems.append("published_at/invalid")
-        else:
-            if parsed.tzinfo is None:
-                problems.append("published_at/invalid")
-    if t.kremlin_id is not None and (not isinstance(t.kremlin_id, int) or t.kremlin_id <= 0):
-        problems.append("kremlin_id/invalid")
-    seqs = [u.seq for u in t.utterances]
-    if seqs != sorted(set(seqs)):
-        problems.append("utterances/invalid")
-    if any(not u.text for u in t.utterances):
-        problems.append("utterances/invalid")
-    return problems
-
-
-class _ArchivePipeline:
+class _RunPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
         self.stats = crawler.stats
@@ -65,7 +41,7 @@ class _ArchivePipeline:
         return run
 
 
-class ValidatePipeline(_ArchivePipeline):
+class ValidatePipeline(_RunPipeline):
     def process_item(self, item):
         if not isinstance(item, Transcript):
             return item
@@ -85,18 +61,7 @@ class ValidatePipeline(_ArchivePipeline):
         raise DropItem(reason)
 
 
-class NormalisePipeline(_ArchivePipeline):
-    def process_item(self, item):
-        if not isinstance(item, Transcript):
-            return item
-        item.parser_version = item.parser_version or PARSER_VERSION
-        item.spider = item.spider or (self.crawler.spider.name if self.crawler.spider else None)
-        item.run_id = item.run_id or self.run.run_id
-        item.origin = item.origin or "crawl"
-        return item
-
-
-class StorePipeline(_ArchivePipeline):
+class StorePipeline(_RunPipeline):
     def process_item(self, item):
         run = self.run
         if isinstance(item, CrawlError):

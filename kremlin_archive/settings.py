@@ -67,7 +67,6 @@ EXTENSIONS = {
 
 ITEM_PIPELINES = {
     "kremlin_archive.pipelines.ValidatePipeline": 200,
-    "kremlin_archive.pipelines.NormalisePipeline": 300,
     "kremlin_archive.pipelines.StorePipeline": 800,
 }
 

@@ -39,10 +39,40 @@ _EVENT_PATH = re.compile(
 )
 
 
+# The archive's key of an event: language and site id, `ru-66419` (events.id, fetches.event_id,
+# the export's --id). Ids are positive and at most nine digits, as in event URLs.
+EVENT_KEY = re.compile(r"^(ru|en)-([1-9][0-9]{0,8})$", re.ASCII)
+
+
 class EventURL(NamedTuple):
     lang: str
     kremlin_id: int
     url: str
+
+    @property
+    def key(self) -> str:
+        """The event's key in the archive, `ru-66419`."""
+        return event_key(self.lang, self.kremlin_id)
+
+
+def event_key(lang: str, kremlin_id: int) -> str:
+    """The archive's key of the event `kremlin_id` in `lang`: `ru-66419`."""
+    if lang not in HOSTS:
+        raise ValueError(f"unknown language {lang!r} (expected one of {', '.join(HOSTS)})")
+    return f"{lang}-{int(kremlin_id)}"
+
+
+def parse_event_key(key: object) -> tuple[str, int]:
+    """(lang, kremlin_id) of an event key such as `ru-66419`; ValueError naming it otherwise."""
+    match = EVENT_KEY.match(key) if isinstance(key, str) else None
+    if not match:
+        raise ValueError(f"{key!r}: expected an event id like ru-66419 or en-63017")
+    return match.group(1), int(match.group(2))
+
+
+def other_lang(lang: str) -> str:
+    """The language of the twin site: ru <-> en."""
+    return "en" if lang == "ru" else "ru"
 
 
 def event_url(lang: str, kremlin_id: int) -> str:
@@ -138,6 +168,18 @@ def robots_url(lang: str) -> str:
 def copy_url(lang: str, kremlin_id: int) -> str:
     """The text-version URL (the form the legacy corpus records; robots.txt forbids fetching it)."""
     return f"{site_root(lang)}/events/president/news/copy/{int(kremlin_id)}"
+
+
+def kind_of_url(url: str) -> str:
+    """What a URL of the site is, for `fetches.kind` when the request does not say: `event`
+    (an event page in any accepted form), `robots` (robots.txt) or `other`."""
+    if is_event_url(url):
+        return "event"
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        return "other"
+    return "robots" if path == "/robots.txt" else "other"
 
 
 def lang_of_host(url: str) -> str | None:

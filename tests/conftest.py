@@ -3,11 +3,19 @@ mirror once per test session. Nothing from ../shared is ever copied into the rep
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
+import subprocess
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from kremlin_archive import db as dbmod
+from kremlin_archive import warc
+from kremlin_archive.items import Tag, Transcript, Utterance
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("KREMLIN_SHARED", REPO.parent / "shared")).resolve()
@@ -98,3 +106,145 @@ def replay(mirror_dir):
     with ReplayServer(mirror_dir) as server:
         server.put_file(RU_66419_URL, RU_66419_PAGE)
         yield server
+
+
+# -- helpers shared by the test modules ------------------------------------------------------
+
+
+def make_transcript(**changes) -> Transcript:
+    """A small real-looking Russian event (66419) with two speakers and two tags."""
+    data = dict(
+        kremlin_id=66419,
+        lang="ru",
+        url="http://kremlin.ru/events/president/news/66419",
+        title="Встреча с Президентом Казахстана Касым-Жомартом Токаевым",
+        published_at="2021-08-21T13:10:00+03:00",
+        lead="Владимир Путин принял в Кремле Президента Республики Казахстан.",
+        place="Москва, Кремль",
+        paragraphs=["В.Путин: Добрый день!", "Очень рад Вас видеть.", "К.-Ж.Токаев: Благодарю."],
+        utterances=[
+            Utterance(1, "В.Путин", "Добрый день!\nОчень рад Вас видеть."),
+            Utterance(2, "К.-Ж.Токаев", "Благодарю."),
+        ],
+        tags=[
+            Tag("geography", "Казахстан", "http://kremlin.ru/catalog/countries/KZ/events"),
+            Tag("section", "Новости", "http://kremlin.ru/events/president/news"),
+        ],
+        sections=["Новости"],
+        parser_version="test",
+    )
+    data.update(changes)
+    return Transcript(**data)
+
+
+def count_rows(db, table: str, where: str = "1 = 1", params=()) -> int:
+    """Rows of `table` matching `where`."""
+    return db.execute(f"SELECT count(*) FROM [{table}] WHERE {where}", list(params)).fetchone()[0]
+
+
+def get_run(db, run_id: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    return rows[0] if rows else None
+
+
+def load_transcript(db, event_id: str) -> Transcript | None:
+    """The stored event as a Transcript (content and the provenance the row keeps), read as the
+    exports read it."""
+    from kremlin_archive.jobs.export import record_transcript
+
+    records = list(dbmod.iter_event_records(db, ids=[event_id]))
+    return record_transcript(records[0]) if records else None
+
+
+CONTENT_COLUMNS = (
+    "id", "lang", "kremlin_id", "url", "title", "lead", "published_at", "place", "text",
+    "paragraphs", "sections", "updated_at", "announce_date", "twin_url", "twin_id",
+    "utterance_count", "speakers", "content_hash",
+)  # fmt: skip
+
+
+def content_snapshot(db) -> dict[str, list[tuple]]:
+    """Every content row (events' content columns, utterances, tags, links), for comparing two
+    states of an archive."""
+    return {
+        "events": [
+            tuple(r)
+            for r in db.execute(f"SELECT {', '.join(CONTENT_COLUMNS)} FROM events ORDER BY id")
+        ],
+        "utterances": [
+            tuple(r)
+            for r in db.execute("SELECT event_id, seq, speaker, text FROM utterances ORDER BY 1, 2")
+        ],
+        "tags": [
+            tuple(r) for r in db.execute("SELECT id, lang, kind, name, url FROM tags ORDER BY id")
+        ],
+        "event_tags": [
+            tuple(r)
+            for r in db.execute("SELECT event_id, tag_id, seq FROM event_tags ORDER BY 1, 2")
+        ],
+    }
+
+
+@dataclass
+class CliRun:
+    result: subprocess.CompletedProcess
+    db_path: Path
+    warc: Path
+    log: list  # the replay server's log of this run's requests
+
+    @property
+    def db(self):
+        return dbmod.connect(self.db_path)
+
+    def rows(self, sql: str, params=()) -> list[dict]:
+        return list(self.db.query(sql, params))
+
+    @property
+    def run_row(self) -> dict:
+        return self.rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")[0]
+
+
+def cli_run(replay, home: Path, *args: str, settings=()) -> CliRun:
+    """`kremlin-archive ARGS` into `home` (kremlin.db, warc/) through `replay`, with FAST
+    settings plus `settings`; what it printed, where it wrote, and what it asked the server."""
+    before = len(replay.log)
+    result = run_cli(
+        *args, "--db", str(home / "kremlin.db"), "--warc-dir", str(home / "warc"),
+        proxy=replay.proxy_url, settings=(*FAST, *settings),
+    )  # fmt: skip
+    return CliRun(result, home / "kremlin.db", home / "warc", replay.log[before:])
+
+
+def assert_sound(db_path: Path, warc_dir: Path) -> None:
+    """What must hold after anything at all: SQLite integrity, foreign keys, FTS in sync, no
+    event without its utterances, every WARC location in `fetches` readable with the recorded
+    digest, and for every run that ended, counts that add up."""
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    for fts in ("events_fts", "utterances_fts"):
+        conn.execute(f"INSERT INTO {fts}({fts}) VALUES('integrity-check')")
+    half = conn.execute(
+        "SELECT e.id, e.utterance_count, count(u.seq) FROM events e "
+        "LEFT JOIN utterances u ON u.event_id = e.id GROUP BY e.id "
+        "HAVING e.utterance_count != count(u.seq)"
+    ).fetchall()
+    assert half == [], f"events whose utterances are not all there: {half}"
+    conn.close()
+    database = dbmod.connect(db_path)
+    for fetch in database.query("SELECT * FROM fetches WHERE warc_filename IS NOT NULL"):
+        capture = warc.read_record(warc_dir, fetch)
+        assert capture.status == fetch["status"], fetch
+        if fetch["status"] != 304:
+            assert capture.payload_sha256 == fetch["payload_sha256"], fetch
+    for run in database.query("SELECT * FROM runs WHERE counts IS NOT NULL"):
+        counts = json.loads(run["counts"])
+        answered = sum(
+            counts[f"events_{k}"]
+            for k in ("new", "changed", "unchanged", "not_modified", "failed", "unfinished")
+        )
+        assert counts["events_requested"] == answered, counts
+        if run["status"] == "finished":
+            assert counts["events_unfinished"] == 0, counts
+        assert run["errors"] == count_rows(database, "errors", "run_id = ?", [run["id"]])
+        assert run["requests"] == count_rows(database, "fetches", "run_id = ?", [run["id"]])

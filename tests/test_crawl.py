@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from conftest import SEED_DIR, SEED_URL, run_cli
+from conftest import SEED_DIR, SEED_URL, content_snapshot, count_rows, load_transcript, run_cli
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
@@ -57,12 +57,12 @@ def march(tmp_path_factory, mirror_dir):
         state["crawl1"] = run_cli("crawl", *MARCH, *paths, proxy=replay.proxy_url)
         state["fetch1"] = run_cli("fetch", SEED_URL, *paths, proxy=replay.proxy_url)
         database = dbmod.connect(db_path)
-        state["snapshot1"] = dbmod.content_snapshot(database)
+        state["snapshot1"] = content_snapshot(database)
         state["fetches1"] = database.table("fetches").count
         state["requests1"] = len(replay.log)
         state["crawl2"] = run_cli("crawl", *MARCH, *paths, proxy=replay.proxy_url)
         state["fetch2"] = run_cli("fetch", SEED_URL, *paths, proxy=replay.proxy_url)
-        state["snapshot2"] = dbmod.content_snapshot(database)
+        state["snapshot2"] = content_snapshot(database)
         state["log"] = replay.log
     return state
 
@@ -140,8 +140,8 @@ def test_run_counts_add_up(march):
         counts["events_new"] + counts["events_changed"] + counts["events_unchanged"]
         + counts["events_failed"]
     )  # fmt: skip
-    assert first["errors"] == dbmod.count_rows(database, "errors", "run_id = ?", [first["id"]])
-    assert first["requests"] == dbmod.count_rows(database, "fetches", "run_id = ?", [first["id"]])
+    assert first["errors"] == count_rows(database, "errors", "run_id = ?", [first["id"]])
+    assert first["requests"] == count_rows(database, "fetches", "run_id = ?", [first["id"]])
 
 
 def test_seed_url_is_fetched_as_its_canonical_page(march):
@@ -170,7 +170,7 @@ def test_seed_event_stored_with_utterances_and_tags(march):
 
 def test_seed_event_exports_as_the_legacy_text(march):
     database = _db(march)
-    assert format_txt(dbmod.load_transcript(database, "ru-66419")) == seed_text()
+    assert format_txt(load_transcript(database, "ru-66419")) == seed_text()
 
 
 def test_rerun_changes_no_content_and_adds_fetches(march):
@@ -185,7 +185,7 @@ def test_rerun_changes_no_content_and_adds_fetches(march):
     assert duplicates == 0
     second_runs = [r[0] for r in database.execute("SELECT id FROM runs ORDER BY started_at")][2:]
     for run_id in second_runs:
-        assert dbmod.count_rows(database, "fetches", "run_id = ?", [run_id]) > 0
+        assert count_rows(database, "fetches", "run_id = ?", [run_id]) > 0
 
 
 @pytest.mark.parametrize(
@@ -290,4 +290,4 @@ def test_listing_walk_that_cannot_go_on_is_incomplete(tmp_path, replay):
     database = dbmod.connect(db_path)
     assert database.execute("SELECT status FROM runs").fetchone()[0] == "incomplete"
     assert database.table("events").count == 0
-    assert dbmod.count_rows(database, "errors", "status = 500") == 1
+    assert count_rows(database, "errors", "status = 500") == 1

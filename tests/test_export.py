@@ -30,7 +30,16 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
-from conftest import FAST, REPO, SEED_DIR, SEED_URL, run_cli
+from conftest import (
+    FAST,
+    REPO,
+    SEED_DIR,
+    SEED_URL,
+    content_snapshot,
+    count_rows,
+    load_transcript,
+    run_cli,
+)
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing, warc
@@ -115,7 +124,7 @@ def test_txt_files_read_back_as_their_events(march):
     database = _db(march)
     for path in sorted((march["home"] / "txt").glob("en-*.txt"))[:40]:
         back = parse_txt(path.read_text(encoding="utf-8"), path.name)
-        stored = dbmod.load_transcript(database, path.stem)
+        stored = load_transcript(database, path.stem)
         assert (back.title, back.published_at, back.place, back.paragraphs) == (
             stored.title, stored.published_at, stored.place, stored.paragraphs
         )  # fmt: skip
@@ -138,7 +147,7 @@ def jsonl_transcript(record: dict) -> Transcript:
 def test_jsonl_content_equals_the_database(march):
     database = _db(march)
     for record in read_jsonl(march["home"] / "march.jsonl"):
-        stored = dbmod.load_transcript(database, record["id"])
+        stored = load_transcript(database, record["id"])
         assert dbmod.content_of(jsonl_transcript(record)) == dbmod.content_of(stored)
         assert record["kremlin_id"] == stored.kremlin_id and record["lang"] == stored.lang
 
@@ -258,7 +267,7 @@ def test_csv_content_equals_the_database(march, march_csv):
     database = _db(march)
     events, turns = march_csv
     for row in events:
-        stored = dbmod.load_transcript(database, row["id"])
+        stored = load_transcript(database, row["id"])
         rebuilt = csv_transcript(row, turns.get(row["id"], []))
         assert dbmod.content_of(rebuilt) == dbmod.content_of(stored)
         assert int(row["utterance_count"]) == len(stored.utterances)
@@ -493,7 +502,7 @@ def test_reparse_draws_a_bar_on_a_terminal(march, tmp_path):
         ["reparse", "--db", str(tmp_path / "k.db"), "--warc-dir", str(tmp_path / "warc")]
     )
     assert code == 0, shown[-2000:]
-    captures = dbmod.count_rows(database, "fetches", "warc_filename IS NOT NULL")
+    captures = count_rows(database, "fetches", "warc_filename IS NOT NULL")
     frames = shown.replace("\r\n", "\n").split("\r")
     assert any(f"reparse: {captures} captures" in f for f in frames), shown[-2000:]
 
@@ -575,7 +584,7 @@ def mirror_archive(tmp_path_factory, mirror_event_pages) -> Path:
     bulk = dbmod.ensure_db_shape(sqlite_utils.Database(memory=True))
     for t in sample:
         _insert(bulk, _rows(t))
-    assert dbmod.content_snapshot(bulk) == dbmod.content_snapshot(saved)
+    assert content_snapshot(bulk) == content_snapshot(saved)
 
     path = tmp_path_factory.mktemp("mirror-archive") / "kremlin.db"
     database = dbmod.open_db(path)
@@ -583,7 +592,7 @@ def mirror_archive(tmp_path_factory, mirror_event_pages) -> Path:
     with ProcessPoolExecutor(2) as pool:
         for rows in pool.map(_parse_rows, chunks):
             _insert(database, rows)
-    assert dbmod.count_rows(database, "events") == len(mirror_event_pages)
+    assert count_rows(database, "events") == len(mirror_event_pages)
     database.close()
     return path
 
@@ -638,7 +647,7 @@ def measure_export(args: list[str], peak_file: Path) -> dict:
 @pytest.mark.slow
 def test_export_of_the_whole_mirror_runs_in_flat_memory(mirror_archive, tmp_path):
     database = dbmod.connect(mirror_archive)
-    total = dbmod.count_rows(database, "events")
+    total = count_rows(database, "events")
     # the day on which the first 1,000 events (oldest first) are complete
     day = database.execute(
         "SELECT substr(published_at, 1, 10) FROM events ORDER BY published_at, id "

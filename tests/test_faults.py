@@ -21,11 +21,20 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FAST, KREMLIN_HTML, REPO, run_cli
+from conftest import (
+    FAST,
+    KREMLIN_HTML,
+    REPO,
+    CliRun,
+    assert_sound,
+    cli_run,
+    content_snapshot,
+    load_transcript,
+    run_cli,
+)
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing, warc
@@ -45,46 +54,17 @@ EVENT_PATH = re.compile(r"/news/\d+$")
 ROBOTS = "http://en.kremlin.ru/robots.txt"
 
 
-@dataclass
-class Run:
-    result: subprocess.CompletedProcess
-    db_path: Path
-    warc: Path
-    log: list  # the replay server's log of this run's requests
-
-    @property
-    def db(self):
-        return dbmod.connect(self.db_path)
-
-    def rows(self, sql: str, params=()) -> list[dict]:
-        return list(self.db.query(sql, params))
-
-    @property
-    def run_row(self) -> dict:
-        return self.rows("SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1")[0]
-
-
-def archive_run(replay, home: Path, *args: str, settings=()) -> Run:
-    """One CLI run into `home` through `replay`, with FAST settings plus `settings`."""
-    before = len(replay.log)
-    result = run_cli(
-        *args, "--db", str(home / "kremlin.db"), "--warc-dir", str(home / "warc"),
-        proxy=replay.proxy_url, settings=(*FAST, *settings),
-    )  # fmt: skip
-    return Run(result, home / "kremlin.db", home / "warc", replay.log[before:])
-
-
 def mirror_transcript(mirror_dir: Path, kremlin_id: int):
     page = mirror_dir / "en.kremlin.ru" / "events" / "president" / "news" / f"{kremlin_id}.html"
     return parsing.parse_event(page.read_bytes(), NEWS + str(kremlin_id))
 
 
-def assert_stored_as_captured(run: Run, mirror_dir: Path, ids) -> None:
+def assert_stored_as_captured(run: CliRun, mirror_dir: Path, ids) -> None:
     """The events `ids` are stored, each with exactly the content the parser reads from the
     captured page, from a 200 fetch of this archive whose WARC record holds that page."""
     database = run.db
     for kremlin_id in ids:
-        stored = dbmod.load_transcript(database, f"en-{kremlin_id}")
+        stored = load_transcript(database, f"en-{kremlin_id}")
         assert stored is not None, f"en-{kremlin_id} not stored"
         expected = mirror_transcript(mirror_dir, kremlin_id)
         assert dbmod.content_of(stored) == dbmod.content_of(expected), kremlin_id
@@ -94,60 +74,25 @@ def assert_stored_as_captured(run: Run, mirror_dir: Path, ids) -> None:
         assert parsing.parse_event(capture.body, fetch["url"]) == expected
 
 
-def assert_sound(db_path: Path, warc_dir: Path) -> None:
-    """What must hold after anything at all: SQLite integrity, foreign keys, FTS in sync, no
-    event without its utterances, every WARC location in `fetches` readable with the recorded
-    digest, and for every run that ended, counts that add up."""
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-    for fts in ("events_fts", "utterances_fts"):
-        conn.execute(f"INSERT INTO {fts}({fts}) VALUES('integrity-check')")
-    half = conn.execute(
-        "SELECT e.id, e.utterance_count, count(u.seq) FROM events e "
-        "LEFT JOIN utterances u ON u.event_id = e.id GROUP BY e.id "
-        "HAVING e.utterance_count != count(u.seq)"
-    ).fetchall()
-    assert half == [], f"events whose utterances are not all there: {half}"
-    conn.close()
-    database = dbmod.connect(db_path)
-    for fetch in database.query("SELECT * FROM fetches WHERE warc_filename IS NOT NULL"):
-        capture = warc.read_record(warc_dir, fetch)
-        assert capture.status == fetch["status"], fetch
-        if fetch["status"] != 304:
-            assert capture.payload_sha256 == fetch["payload_sha256"], fetch
-    for run in database.query("SELECT * FROM runs WHERE counts IS NOT NULL"):
-        counts = json.loads(run["counts"])
-        answered = sum(
-            counts[f"events_{k}"]
-            for k in ("new", "changed", "unchanged", "not_modified", "failed", "unfinished")
-        )
-        assert counts["events_requested"] == answered, counts
-        if run["status"] == "finished":
-            assert counts["events_unfinished"] == 0, counts
-        assert run["errors"] == dbmod.count_rows(database, "errors", "run_id = ?", [run["id"]])
-        assert run["requests"] == dbmod.count_rows(database, "fetches", "run_id = ?", [run["id"]])
-
-
-def fetches_of(run: Run, url: str) -> list[dict]:
+def fetches_of(run: CliRun, url: str) -> list[dict]:
     return run.rows("SELECT * FROM fetches WHERE url = ? ORDER BY id", [url])
 
 
-def errors_of(run: Run, url: str | None = None) -> list[dict]:
+def errors_of(run: CliRun, url: str | None = None) -> list[dict]:
     if url is None:
         return run.rows("SELECT * FROM errors ORDER BY id")
     return run.rows("SELECT * FROM errors WHERE url = ? ORDER BY id", [url])
 
 
-def event_ids(run: Run) -> set[int]:
+def event_ids(run: CliRun) -> set[int]:
     return {r["kremlin_id"] for r in run.rows("SELECT kremlin_id FROM events")}
 
 
-def fetch_three(replay, tmp_path, settings=()) -> Run:
-    return archive_run(replay, tmp_path, "fetch", FAULTED, *CONTROLS, settings=settings)
+def fetch_three(replay, tmp_path, settings=()) -> CliRun:
+    return cli_run(replay, tmp_path, "fetch", FAULTED, *CONTROLS, settings=settings)
 
 
-def assert_fault_contained(run: Run, mirror_dir: Path, *, status="finished", exit_code=0):
+def assert_fault_contained(run: CliRun, mirror_dir: Path, *, status="finished", exit_code=0):
     """The run ended as expected, the two control pages are stored correctly, and the faulted
     page is not an event."""
     assert run.result.returncode == exit_code, run.result.stderr[-3000:]
@@ -203,7 +148,7 @@ BRAKE_IDS = [62997, 62998, 62999, 63001, 63003, 63004, 63006, 63007, 63017, 6302
 
 def test_consecutive_refusals_stop_the_run_as_blocked(replay, tmp_path, mirror_dir):
     replay.fault(EVENT_PATH, "refuse", after=5)  # five pages, then the site refuses everything
-    run = archive_run(
+    run = cli_run(
         replay, tmp_path, "fetch", *(NEWS + str(i) for i in BRAKE_IDS), settings=BRAKE
     )
     assert run.result.returncode == 3, run.result.stderr[-3000:]
@@ -241,7 +186,7 @@ def test_a_refused_listing_is_not_the_end_of_the_archive(replay, tmp_path, mirro
     """The older listing page is refused on every attempt: the walk cannot go on, so the run
     stops as 'blocked' (not 'finished' with fewer events); the next run completes the days."""
     replay.fault(re.compile(r"/news/page/23$"), "refuse")
-    first = archive_run(replay, tmp_path, "crawl", *DAYS)
+    first = cli_run(replay, tmp_path, "crawl", *DAYS)
     assert first.result.returncode == 3, first.result.stderr[-3000:]
     row = first.run_row
     assert row["status"] == "blocked"
@@ -257,7 +202,7 @@ def test_a_refused_listing_is_not_the_end_of_the_archive(replay, tmp_path, mirro
     assert_sound(first.db_path, first.warc)
 
     replay.clear_faults()
-    second = archive_run(replay, tmp_path, "crawl", *DAYS)
+    second = cli_run(replay, tmp_path, "crawl", *DAYS)
     assert second.result.returncode == 0, second.result.stderr[-3000:]
     assert second.run_row["status"] == "finished"
     assert event_ids(second) == DAYS_IDS
@@ -346,7 +291,7 @@ def test_invalid_utf8_page_is_stored_with_a_replacement_character(replay, tmp_pa
     assert run.result.returncode == 0, run.result.stderr[-3000:]
     assert errors_of(run) == []
     assert_stored_as_captured(run, mirror_dir, [63020, 63021])
-    stored = dbmod.load_transcript(run.db, "en-63017")
+    stored = load_transcript(run.db, "en-63017")
     clean = mirror_transcript(mirror_dir, 63017)
     # exactly one character differs from the clean page, and it is U+FFFD
     assert (stored.title, stored.published_at, stored.tags) == (
@@ -386,13 +331,13 @@ def test_404_shell_served_with_200_is_a_parse_error(replay, tmp_path, mirror_dir
 def test_a_broken_refetch_never_overwrites_the_stored_event(
     kind, params, settings, reason, replay, tmp_path, mirror_dir
 ):
-    first = archive_run(replay, tmp_path, "fetch", FAULTED)
+    first = cli_run(replay, tmp_path, "fetch", FAULTED)
     assert first.result.returncode == 0, first.result.stderr[-3000:]
-    before = dbmod.content_snapshot(first.db), first.db.table("events").get("en-63017")
+    before = content_snapshot(first.db), first.db.table("events").get("en-63017")
     replay.fault(FAULTED, kind, **params)
-    second = archive_run(replay, tmp_path, "fetch", FAULTED, settings=settings)
+    second = cli_run(replay, tmp_path, "fetch", FAULTED, settings=settings)
     assert second.result.returncode == 0, second.result.stderr[-3000:]
-    assert (dbmod.content_snapshot(second.db), second.db.table("events").get("en-63017")) == before
+    assert (content_snapshot(second.db), second.db.table("events").get("en-63017")) == before
     assert second.db.table("revisions").count == 0
     [error] = errors_of(second, FAULTED)
     assert error["run_id"] == second.run_row["id"]
@@ -424,7 +369,7 @@ def test_offsite_links_in_a_listing_are_never_followed(replay, tmp_path, mirror_
     hostile = re.sub(link, rb'href="http://evil.example\1"', html)
     assert hostile.count(b"evil.example") > 10
     replay.put(NEWS + "by-date/18.03.2020", hostile)
-    run = archive_run(replay, tmp_path, "crawl", *DAYS)
+    run = cli_run(replay, tmp_path, "crawl", *DAYS)
     assert run.result.returncode == 0, run.result.stderr[-3000:]
     assert {r.url.split("/")[2] for r in run.log} == {"en.kremlin.ru"}
     assert run.rows("SELECT * FROM fetches WHERE url NOT LIKE 'http://en.kremlin.ru/%'") == []
@@ -470,7 +415,7 @@ def test_urls_file_refuses_each_bad_line_by_name_and_fetches_the_rest(tmp_path, 
     ]
     urls_file = tmp_path / "urls.txt"
     urls_file.write_bytes(b"\n".join(lines) + b"\n")
-    run = archive_run(replay, tmp_path, "fetch", "--urls-file", str(urls_file))
+    run = cli_run(replay, tmp_path, "fetch", "--urls-file", str(urls_file))
     assert run.result.returncode == 0, run.result.stderr[-3000:]
     assert_stored_as_captured(run, mirror_dir, [63017, 63021])
     assert event_ids(run) == {63017, 63021}
@@ -620,7 +565,7 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
 
     # the next run: repairs the WARC tail (and says so), marks the killed run, completes
     replay.clear_faults()
-    resumed = archive_run(replay, home, "crawl", *DAYS)
+    resumed = cli_run(replay, home, "crawl", *DAYS)
     assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
     statuses = {r["id"]: r["status"] for r in resumed.rows("SELECT id, status FROM runs")}
     assert statuses == {killed["id"]: "interrupted", resumed.run_row["id"]: "finished"}
@@ -684,7 +629,7 @@ def test_a_crash_in_the_parser_or_a_pipeline_is_recorded(replay, tmp_path, mirro
     env = {**os.environ, "http_proxy": replay.proxy_url, "no_proxy": ""}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = Run(result, home / "kremlin.db", home / "warc", replay.log)
+    run = CliRun(result, home / "kremlin.db", home / "warc", replay.log)
     assert_stored_as_captured(run, mirror_dir, [63017])
     assert event_ids(run) == {63017}
     parser_bug = errors_of(run, CONTROLS[0])
@@ -757,7 +702,7 @@ def test_readers_during_a_crawl_see_no_lock_errors(replay, tmp_path, mirror_dir)
     for reader in readers:
         reader.start()
     try:
-        run = archive_run(replay, tmp_path, "crawl", *DAYS)
+        run = cli_run(replay, tmp_path, "crawl", *DAYS)
     finally:
         stop.set()
         for reader in readers:

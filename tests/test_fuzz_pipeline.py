@@ -17,7 +17,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 import pytest
-from conftest import KREMLIN_HTML
+from conftest import KREMLIN_HTML, assert_sound, cli_run, content_snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scrapy.exceptions import DropItem
@@ -27,7 +27,8 @@ from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
 from kremlin_archive.crawl_run import CrawlRun
 from kremlin_archive.items import LANGS, TAG_KINDS, Transcript
-from kremlin_archive.pipelines import NormalisePipeline, StorePipeline, ValidatePipeline
+from kremlin_archive.pipelines import StorePipeline, ValidatePipeline
+from kremlin_archive.timestamps import utc_stamp
 
 EN = "http://en.kremlin.ru/events/president/news/"
 # (file under ../shared/kremlin-html, the URL it is parsed as)
@@ -104,14 +105,14 @@ class Pipeline:
             spider=SimpleNamespace(name="fuzz"),
             get_extension=lambda cls: self.run if cls is CrawlRun else None,
         )
-        stages = (ValidatePipeline, NormalisePipeline, StorePipeline)
+        stages = (ValidatePipeline, StorePipeline)
         self.stages = [cls.from_crawler(crawler) for cls in stages]
 
     def push(self, body: bytes, url: str) -> str:
-        """parse -> validate -> normalise -> store; 'stored', 'refused' or 'dropped'."""
+        """parse -> validate -> store; 'stored', 'refused' or 'dropped'."""
         fetch_id = dbmod.record_fetch(
             self.db,
-            {"run_id": self.run.run_id, "url": url, "status": 200, "fetched_at": dbmod.utc_now()},
+            {"run_id": self.run.run_id, "url": url, "status": 200, "fetched_at": utc_stamp()},
         )
         try:
             item = parsing.parse_event(body, url)
@@ -119,7 +120,13 @@ class Pipeline:
             assert exc.reason and exc.message
             return "refused"
         assert isinstance(item, Transcript)
-        item.fetch_id, item.source_url, item.fetched_at = fetch_id, url, dbmod.utc_now()
+        item.set_provenance(
+            {"id": fetch_id, "fetched_at": utc_stamp()},
+            source_url=url,
+            origin="crawl",
+            spider="fuzz",
+            run_id=self.run.run_id,
+        )
         try:
             for stage in self.stages:
                 item = stage.process_item(item)
@@ -281,14 +288,14 @@ def test_mutated_pages_never_break_the_pipeline(page):
     pipeline = Pipeline()
     original = dict(EVENT_PAGES + NOT_EVENTS)[name]
     first = pipeline.push(PAGES[name], original)  # the intact page is in the archive first
-    before = dbmod.content_snapshot(pipeline.db)
+    before = content_snapshot(pipeline.db)
 
     outcome = pipeline.push(body, url)  # raises nothing but an assertion
 
     assert schema_violations(pipeline.db) == []
     if outcome != "stored":
         # refused or dropped: what was stored is untouched, and a drop is an errors row
-        assert dbmod.content_snapshot(pipeline.db) == before
+        assert content_snapshot(pipeline.db) == before
         assert pipeline.db.table("revisions").count == 0
         if outcome == "dropped":
             [error] = pipeline.db.query("SELECT * FROM errors")
@@ -305,8 +312,6 @@ def test_mutated_pages_never_break_the_pipeline(page):
 def test_broken_pages_through_a_real_crawl(replay, tmp_path, mirror_dir):
     """A handful of broken answers, served with correct HTTP framing, through a real crawl:
     each is a parse error naming why, none becomes an event, the intact page is stored."""
-    from test_faults import archive_run, assert_sound
-
     page = (mirror_dir / "en.kremlin.ru/events/president/news/63017.html").read_bytes()
     broken = {
         63020: (page[: len(page) // 2], "truncated"),
@@ -318,7 +323,7 @@ def test_broken_pages_through_a_real_crawl(replay, tmp_path, mirror_dir):
     for kremlin_id, (body, _) in broken.items():
         replay.put(EN + str(kremlin_id), body)
     urls = [EN + str(i) for i in (*broken, 63017)]
-    run = archive_run(replay, tmp_path, "fetch", *urls)
+    run = cli_run(replay, tmp_path, "fetch", *urls)
     assert run.result.returncode == 0, run.result.stderr[-3000:]
     assert {r["id"] for r in run.rows("SELECT id FROM events")} == {"en-63017"}
     errors = {r["url"]: r for r in run.rows("SELECT * FROM errors")}

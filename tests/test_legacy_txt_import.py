@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SEED_DIR, SEED_URL, run_cli
+from conftest import SEED_DIR, SEED_URL, count_rows, load_transcript, run_cli
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.legacy_txt import format_txt
@@ -209,13 +209,13 @@ def test_corpus_import_stores_the_97_valid_files(corpus):
     stored = {r[0]: r[1] for r in database.execute("SELECT id, origin FROM events")}
     assert set(stored) == set(corpus["valid"])
     assert all(origin == f"import:{event_id}.txt" for event_id, origin in stored.items())
-    assert dbmod.count_rows(database, "events", "fetch_id IS NOT NULL") == 0
+    assert count_rows(database, "events", "fetch_id IS NOT NULL") == 0
 
 
 def test_corpus_import_keeps_the_content(corpus):
     database = dbmod.connect(corpus["db"])
     for event_id, t in corpus["valid"].items():
-        stored = dbmod.load_transcript(database, event_id)
+        stored = load_transcript(database, event_id)
         assert stored.title == t.title
         assert stored.published_at == t.published_at
         assert stored.paragraphs == t.paragraphs

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import lxml.html
 import pytest
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, REPO, content_snapshot, run_cli
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing
@@ -213,7 +213,7 @@ def test_base_archive_is_up_to_date_with_feed_and_first_page(base_archive, mirro
 def test_refresh_of_an_up_to_date_archive(archive, site):
     """robots.txt + feed + one listing page + the recheck window (all 304), nothing else."""
     database = connect(archive)
-    before = dbmod.content_snapshot(database)
+    before = content_snapshot(database)
     fetches_before = database.table("fetches").count
     window = stored_ids(archive, "substr(published_at, 1, 10) BETWEEN ? AND ?", WINDOW_7)
     assert len(window) == 16
@@ -234,7 +234,7 @@ def test_refresh_of_an_up_to_date_archive(archive, site):
     assert all(r.headers.get("If-None-Match") for r in rechecks)
     assert all(r.status == 304 for r in rechecks)
     # a 304 adds a fetch row and changes nothing else
-    assert dbmod.content_snapshot(database) == before
+    assert content_snapshot(database) == before
     assert database.table("revisions").count == 0
     assert database.table("fetches").count == fetches_before + len(log)
     run = next(database.query("SELECT * FROM runs ORDER BY rowid DESC LIMIT 1"))
@@ -333,11 +333,11 @@ def test_identical_payload_without_validators_changes_nothing(archive, site):
     nothing else."""
     site.etags = False
     database = connect(archive)
-    before = dbmod.content_snapshot(database)
+    before = content_snapshot(database)
     ok(run_cli("refresh", "--lang", "en", *paths(archive), proxy=site.proxy_url))
     rechecks = [r for r in site.log if EVENT.search(r.url)]
     assert len(rechecks) == 16 and all(r.status == 200 for r in rechecks)
-    assert dbmod.content_snapshot(database) == before
+    assert content_snapshot(database) == before
     assert database.table("revisions").count == 0
     run_id = next(database.query("SELECT id FROM runs ORDER BY rowid DESC LIMIT 1"))["id"]
     types = collections.Counter(
@@ -397,7 +397,7 @@ def backfill_baseline(tmp_path_factory, mirror_dir):
         replay.fault(EVENT, "slow", delay=0.03)
         ok(run_cli(*BACKFILL, *paths(home), proxy=replay.proxy_url, settings=PACED))
         counts = collections.Counter(r.url for r in replay.log)
-    snapshot = dbmod.content_snapshot(connect(home))
+    snapshot = content_snapshot(connect(home))
     assert len(snapshot["events"]) > 80
     return {"snapshot": snapshot, "counts": counts, "total": sum(counts.values())}
 
@@ -426,7 +426,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_crawl(
     print(f"{point}: killed after {seen} requests with {stored_at_kill} events stored; "
           f"{sum(counts.values())} requests in all vs {total} uninterrupted")  # fmt: skip
     assert integrity(home) == "ok"
-    assert dbmod.content_snapshot(database) == backfill_baseline["snapshot"]
+    assert content_snapshot(database) == backfill_baseline["snapshot"]
     baseline = backfill_baseline["counts"]
     assert set(counts) <= set(baseline)
     too_many = {url: n for url, n in counts.items() if n > baseline[url] + 1}
@@ -457,7 +457,7 @@ def test_sigterm_or_ctrl_c_marks_the_run_interrupted_and_resumes(
         assert (run["status"], run["finish_reason"]) == ("interrupted", "shutdown")
         assert run["finished_at"]
         ok(run_cli(*BACKFILL, *paths(home), proxy=replay.proxy_url, settings=PACED))
-    assert dbmod.content_snapshot(database) == backfill_baseline["snapshot"]
+    assert content_snapshot(database) == backfill_baseline["snapshot"]
 
 
 # -- one run at a time -------------------------------------------------------------------------

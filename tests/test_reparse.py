@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RU_66419_PAGE, RU_66419_URL, SEED_URL, run_cli
+from conftest import RU_66419_PAGE, RU_66419_URL, SEED_URL, content_snapshot, count_rows, run_cli
 from warcio.archiveiterator import ArchiveIterator
 
 from kremlin_archive import db as dbmod
@@ -50,7 +50,7 @@ def archive(tmp_path_factory, mirror_dir):
             state[step] = run_cli(*args, *paths, proxy=replay.proxy_url)
         state["size1"] = folder_size(state["warc"])
         state["files1"] = warc_files(state["warc"])
-        state["snapshot1"] = dbmod.content_snapshot(dbmod.connect(state["db"]))
+        state["snapshot1"] = content_snapshot(dbmod.connect(state["db"]))
         edited = RU_66419_PAGE.read_bytes().replace(
             OLD_SENTENCE.encode("utf-8"), NEW_SENTENCE.encode("utf-8")
         )
@@ -85,7 +85,7 @@ def test_record_count_matches_fetch_rows(archive):
     for path in warc_files(archive["warc"]):
         with open(path, "rb") as fh:
             records += sum(1 for r in ArchiveIterator(fh) if r.rec_type in ("response", "revisit"))
-    assert records == dbmod.count_rows(database, "fetches", "status IS NOT NULL")
+    assert records == count_rows(database, "fetches", "status IS NOT NULL")
 
 
 def test_warcio_index_and_check_accept_every_file(archive):
@@ -141,7 +141,7 @@ def test_changed_page_becomes_a_revision(archive):
 def test_unchanged_refetch_adds_a_fetch_row_only(archive):
     database = dbmod.connect(archive["db"])
     assert database.table("revisions").count == 1
-    en = [r for r in dbmod.content_snapshot(database)["events"] if r[1] == "en"]
+    en = [r for r in content_snapshot(database)["events"] if r[1] == "en"]
     assert en == [r for r in archive["snapshot1"]["events"] if r[1] == "en"]
 
 
@@ -149,13 +149,13 @@ def test_reparse_into_fresh_database_gives_identical_content(archive, tmp_path):
     fresh = tmp_path / "fresh.db"
     result = run_cli("reparse", "--db", str(fresh), "--warc-dir", archive["warc"])
     assert result.returncode == 0, result.stderr
-    crawled = dbmod.content_snapshot(dbmod.connect(archive["db"]))
-    rebuilt = dbmod.content_snapshot(dbmod.connect(fresh))
+    crawled = content_snapshot(dbmod.connect(archive["db"]))
+    rebuilt = content_snapshot(dbmod.connect(fresh))
     assert rebuilt == crawled
     rebuilt_db = dbmod.connect(fresh)
     # the history was rebuilt too: the seed's old text is a revision again
     assert OLD_SENTENCE in rebuilt_db.table("revisions").get(1)["text"]
-    assert dbmod.count_rows(rebuilt_db, "fetches") == dbmod.count_rows(
+    assert count_rows(rebuilt_db, "fetches") == count_rows(
         dbmod.connect(archive["db"]), "fetches", "status IS NOT NULL"
     )
 
@@ -165,13 +165,13 @@ def test_reparse_of_crawled_database_changes_nothing(archive, tmp_path):
     source = dbmod.connect(archive["db"])
     source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copy(archive["db"], copy)
-    before = dbmod.content_snapshot(dbmod.connect(copy))
-    revisions = dbmod.count_rows(dbmod.connect(copy), "revisions")
+    before = content_snapshot(dbmod.connect(copy))
+    revisions = count_rows(dbmod.connect(copy), "revisions")
     result = run_cli("reparse", "--db", str(copy), "--warc-dir", archive["warc"])
     assert result.returncode == 0, result.stderr
     after_db = dbmod.connect(copy)
-    assert dbmod.content_snapshot(after_db) == before
-    assert dbmod.count_rows(after_db, "revisions") == revisions
+    assert content_snapshot(after_db) == before
+    assert count_rows(after_db, "revisions") == revisions
 
 
 def test_reparse_after_parser_change_records_what_changed(archive, tmp_path, monkeypatch):
@@ -194,7 +194,7 @@ def test_reparse_after_parser_change_records_what_changed(archive, tmp_path, mon
     database = dbmod.connect(copy)
     last_revision = database.execute("SELECT max(id) FROM revisions").fetchone()[0]
     result = reparse(database, archive["warc"])
-    events = dbmod.count_rows(database, "events")
+    events = count_rows(database, "events")
     assert result.outcomes["changed"] == events
     rows = list(database.query("SELECT * FROM revisions WHERE id > ?", [last_revision]))
     assert len(rows) == events
@@ -226,9 +226,9 @@ def test_damaged_warc_is_reported_and_the_rest_rebuilt(archive, tmp_path):
     errors = list(database.query("SELECT * FROM errors WHERE stage = 'warc'"))
     assert len(errors) >= 2
     crawled = dbmod.connect(archive["db"])
-    rebuilt_events = dbmod.count_rows(database, "events")
-    assert 0 < rebuilt_events <= dbmod.count_rows(crawled, "events")
-    assert rebuilt_events >= dbmod.count_rows(crawled, "events") - 2
+    rebuilt_events = count_rows(database, "events")
+    assert 0 < rebuilt_events <= count_rows(crawled, "events")
+    assert rebuilt_events >= count_rows(crawled, "events") - 2
 
 
 def test_seed_history_is_readable_in_datasette(archive):

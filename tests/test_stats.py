@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import SEED_DIR, shared_page
+from conftest import SEED_DIR, load_transcript, shared_page
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.cli import main
@@ -51,7 +51,7 @@ def archive(tmp_path_factory):
                      counts={"requests": 14, "events_new": 12, "errors": 3})  # fmt: skip
     (home / "broken.txt").write_text("", encoding="utf-8")
     import_txt(database, [SEED_DIR / "66419.txt", home / "broken.txt"], run_id="run-2-import")
-    transcripts.append(dbmod.load_transcript(database, "ru-66419"))
+    transcripts.append(load_transcript(database, "ru-66419"))
     warc.mkdir()
     (warc / "kremlin-1.warc.gz").write_bytes(b"x" * 1000)
     (warc / "kremlin-2.warc.gz").write_bytes(b"x" * 24)

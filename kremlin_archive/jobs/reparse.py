@@ -17,7 +17,6 @@ skipped; everything readable is rebuilt.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from sqlite_utils import Database
 
 from .. import db as dbmod
 from .. import parsing, urls, warc
+from ..items import fetch_record
+from ..timestamps import utc_stamp
 
 EVENT_STATUSES = (200,)
 
@@ -56,32 +57,22 @@ class ReparseResult:
 
 
 def _fetch_row(capture: warc.Capture, ref: urls.EventURL | None, run_id: str) -> dict:
-    loc = capture.location
-    return {
-        "run_id": run_id,
-        "spider": "reparse",
-        "kind": "event" if ref else ("robots" if capture.url.endswith("/robots.txt") else "other"),
-        "event_id": f"{ref.lang}-{ref.kremlin_id}" if ref else None,
-        "requested_url": capture.url,
-        "url": capture.url,
-        "final_url": capture.url,
-        "method": "GET",
-        "status": capture.status,
-        "fetched_at": capture.fetched_at.astimezone(dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
-        "content_type": capture.header("Content-Type"),
-        "content_length": len(capture.body),
-        "etag": capture.header("ETag"),
-        "last_modified": capture.header("Last-Modified"),
-        "payload_sha256": capture.payload_sha256,
-        "warc_filename": loc.filename,
-        "warc_offset": loc.offset,
-        "warc_length": loc.length,
-        "warc_record_id": loc.record_id,
-        "warc_record_type": loc.record_type,
-        "warc_payload_digest": loc.payload_digest,
-    }
+    """The `fetches` row of a capture the database does not know (a database rebuilt from
+    the WARC files alone)."""
+    return fetch_record(
+        run_id=run_id,
+        spider="reparse",
+        kind="event" if ref else urls.kind_of_url(capture.url),
+        event_id=ref.key if ref else None,
+        requested_url=capture.url,
+        url=capture.url,
+        fetched_at=utc_stamp(capture.fetched_at),
+        final_url=capture.url,
+        status=capture.status,
+        headers={name.lower(): value for name, value in reversed(capture.headers)},
+        payload=capture.body,
+        warc=capture.location,
+    )
 
 
 def _event_ref(url: str) -> urls.EventURL | None:
@@ -132,14 +123,13 @@ def reparse(
                 fetch_id=fetch["id"],
             )
             return
-        transcript.source_url = fetch["requested_url"] or capture.url
-        transcript.final_url = capture.url
-        transcript.fetched_at = fetch["fetched_at"]
-        transcript.status = capture.status
-        transcript.payload_sha256 = capture.payload_sha256
-        transcript.fetch_id = fetch["id"]
-        transcript.parser_version = parsing.PARSER_VERSION
-        transcript.origin = "reparse"
+        transcript.set_provenance(
+            fetch,
+            source_url=fetch["requested_url"] or capture.url,
+            origin="reparse",
+            spider="reparse",
+            run_id=run_id,
+        )
         outcome = dbmod.save_transcript(db, transcript)
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
@@ -157,7 +147,7 @@ def reparse(
             result.fetches_added += 1
         if ref is None or capture.status not in EVENT_STATUSES:
             continue
-        event_id = f"{ref.lang}-{ref.kremlin_id}"
+        event_id = ref.key
         if event_id in existing:
             latest[event_id] = (loc, fetch)
         else:

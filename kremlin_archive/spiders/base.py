@@ -29,6 +29,7 @@ from twisted.web.client import ResponseFailed
 from .. import parsing, urls
 from ..crawl_run import CrawlRun, current_run
 from ..items import CrawlError, http_failure_reason
+from ..request_meta import Meta
 
 ALLOWED_DOMAINS = ["kremlin.ru", "en.kremlin.ru"]
 
@@ -73,22 +74,26 @@ class EventSpider(scrapy.Spider):
             errback=self.event_failed,
             dont_filter=conditional,
             meta={
-                "kremlin_kind": "event",
-                "kremlin_event_id": f"{ref.lang}-{ref.kremlin_id}",
-                "kremlin_source_url": source_url or ref.url,
-                "kremlin_conditional": conditional,
-                "kremlin_ref": tuple(ref),
+                Meta.KIND: "event",
+                Meta.EVENT_ID: ref.key,
+                Meta.SOURCE_URL: source_url or ref.url,
+                Meta.CONDITIONAL: conditional,
+                Meta.REF: tuple(ref),
                 # A 304 answers a conditional request: nothing changed, nothing to parse.
                 "handle_httpstatus_list": [304],
             },
         )
 
     def parse_event(self, response):
-        fetch = response.meta.get("kremlin_fetch", {})
+        fetch = {
+            "final_url": response.url,
+            "status": response.status,
+            **response.meta.get(Meta.FETCH, {}),
+        }
         if response.status == 304:
             self.crawler.stats.inc_value("kremlin/events/not_modified")
             return
-        ref = urls.EventURL(*response.meta["kremlin_ref"])
+        ref = urls.EventURL(*response.meta[Meta.REF])
         # A redirect to another event page is followed; anything else keeps the requested id.
         url = response.url if urls.is_event_url(response.url) else ref.url
         try:
@@ -103,27 +108,19 @@ class EventSpider(scrapy.Spider):
                 fetch_id=fetch.get("id"),
             )
             return
-        transcript.source_url = response.meta.get("kremlin_source_url", ref.url)
-        transcript.final_url = response.url
-        transcript.fetched_at = fetch.get("fetched_at")
-        transcript.status = response.status
-        transcript.etag = fetch.get("etag")
-        transcript.last_modified = fetch.get("last_modified")
-        transcript.payload_sha256 = fetch.get("payload_sha256")
-        transcript.fetch_id = fetch.get("id")
-        transcript.warc_filename = fetch.get("warc_filename")
-        transcript.warc_offset = fetch.get("warc_offset")
-        transcript.warc_length = fetch.get("warc_length")
-        transcript.warc_record_id = fetch.get("warc_record_id")
-        transcript.spider = self.name
-        transcript.parser_version = parsing.PARSER_VERSION
-        transcript.origin = "crawl"
-        yield transcript
+        run = self.run
+        yield transcript.set_provenance(
+            fetch,
+            source_url=response.meta.get(Meta.SOURCE_URL, ref.url),
+            origin="crawl",
+            spider=self.name,
+            run_id=run.run_id if run else None,
+        )
 
     def event_failed(self, failure):
         request = failure.request
         self.crawler.stats.inc_value("kremlin/events/failed")
-        yield failure_error(failure, request.meta.get("kremlin_source_url", request.url))
+        yield failure_error(failure, request.meta.get(Meta.SOURCE_URL, request.url))
 
 
 def failure_error(failure, url: str) -> CrawlError:
@@ -131,13 +128,13 @@ def failure_error(failure, url: str) -> CrawlError:
     with a short word (not found, refused, rate-limited, HTTP <n>, timeout, truncated, too
     large, offsite, not requested, …) and says what happened in words."""
     request = failure.request
-    fetch = request.meta.get("kremlin_fetch", {})
+    fetch = request.meta.get(Meta.FETCH, {})
     fetch_id = fetch.get("id")
     message = failure.getErrorMessage()
     if failure.check(HttpError):
         response = failure.value.response
         status = response.status
-        fetch_id = response.meta.get("kremlin_fetch", {}).get("id", fetch_id)
+        fetch_id = response.meta.get(Meta.FETCH, {}).get("id", fetch_id)
         reason = http_failure_reason(status)
         retries = response.meta.get("retry_times", 0)
         if retries:

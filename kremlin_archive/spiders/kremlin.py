@@ -49,6 +49,7 @@ import scrapy
 from .. import db as dbmod
 from .. import parsing, urls
 from ..items import CrawlError
+from ..request_meta import Meta
 from .base import EventSpider, failure_error, parse_day, parse_flag, parse_langs
 
 MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
@@ -134,7 +135,7 @@ class KremlinSpider(EventSpider):
                     urls.feed_url(lang),
                     callback=self.parse_feed,
                     errback=self.feed_failed,
-                    meta={"kremlin_kind": "feed", "kremlin_lang": lang},
+                    meta={Meta.KIND: "feed", Meta.LANG: lang},
                 )
             elif self.until_day:
                 yield self.listing_request(lang, urls.by_date_url(lang, self.until_day))
@@ -147,10 +148,10 @@ class KremlinSpider(EventSpider):
             callback=self.parse_listing,
             errback=self.listing_failed,
             meta={
-                "kremlin_kind": "listing",
-                "kremlin_lang": lang,
-                "kremlin_fallback_day": fallback_day,
-                "kremlin_fallback_tries": tries,
+                Meta.KIND: "listing",
+                Meta.LANG: lang,
+                Meta.FALLBACK_DAY: fallback_day,
+                Meta.FALLBACK_TRIES: tries,
             },
         )
 
@@ -198,7 +199,7 @@ class KremlinSpider(EventSpider):
     # -- feed and listings -----------------------------------------------------------------
 
     def parse_feed(self, response):
-        lang = response.meta["kremlin_lang"]
+        lang = response.meta[Meta.LANG]
         try:
             entries = parsing.parse_feed(response.body, response.url)
         except parsing.ParseError as exc:
@@ -219,18 +220,18 @@ class KremlinSpider(EventSpider):
     def feed_failed(self, failure):
         """The feed could not be fetched: record it and go on with the listings."""
         yield failure_error(failure, failure.request.url)
-        yield from self.after_feed(failure.request.meta["kremlin_lang"], None)
+        yield from self.after_feed(failure.request.meta[Meta.LANG], None)
 
     def parse_listing(self, response):
-        lang = response.meta["kremlin_lang"]
+        lang = response.meta[Meta.LANG]
         try:
             listing = parsing.parse_listing(response.body, response.url)
         except parsing.ParseError as exc:
             yield self.parse_failure(response, exc)
             yield from self.walk_around(response.request, response.url)
             return
-        fallback_day = response.meta.get("kremlin_fallback_day")
-        tries = response.meta.get("kremlin_fallback_tries", 0)
+        fallback_day = response.meta.get(Meta.FALLBACK_DAY)
+        tries = response.meta.get(Meta.FALLBACK_TRIES, 0)
         if listing.page is not None:
             if tries and (lang, listing.page) in self._visited_pages and fallback_day:
                 # The by-date page led back to a page already read: go back one more day.
@@ -311,9 +312,9 @@ class KremlinSpider(EventSpider):
         """A listing page that is missing (404), failed after its retries, or does not parse:
         re-enter through the by-date page of the oldest day seen, a day further back each time.
         If that is impossible the walk ends early, and the run says so ('incomplete')."""
-        lang = request.meta["kremlin_lang"]
-        day = request.meta.get("kremlin_fallback_day")
-        tries = request.meta.get("kremlin_fallback_tries", 0)
+        lang = request.meta[Meta.LANG]
+        day = request.meta.get(Meta.FALLBACK_DAY)
+        tries = request.meta.get(Meta.FALLBACK_TRIES, 0)
         if self.since_day and day is not None and day < self.since_day:
             return  # the hole lies before the range asked for
         if day is None or tries >= LISTING_FALLBACK_DAYS:
@@ -334,7 +335,7 @@ class KremlinSpider(EventSpider):
             stage="parse",
             reason=str(exc),
             status=response.status,
-            fetch_id=response.meta.get("kremlin_fetch", {}).get("id"),
+            fetch_id=response.meta.get(Meta.FETCH, {}).get("id"),
         )
 
 

@@ -107,6 +107,7 @@ from .records import (
     WarcFileBusy,
     WarcLocation,
     WarcReadError,
+    decode_content,
     digest_to_hex,
     warc_files,
 )
@@ -125,6 +126,7 @@ __all__ = [
     "WarcWriter",
     "check_file",
     "consistent_response_headers",
+    "decode_content",
     "digest_to_hex",
     "iter_captures",
     "read_record",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import gzip
 import hashlib
 import io
 import logging
@@ -451,10 +452,13 @@ def warc_files(directory: str | os.PathLike) -> list[Path]:
 
 
 def decompress(data: bytes, coding: str) -> bytes | None:
-    """One Content-Encoding undone, or None if the data is not encoded that way."""
+    """One Content-Encoding undone, or None if the data is not (wholly) encoded that way."""
     try:
         if coding in ("gzip", "x-gzip"):
-            return zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(data)  # gzip or zlib
+            try:
+                return gzip.decompress(data)  # every member, and the whole of each
+            except (OSError, EOFError):
+                return zlib.decompress(data)  # zlib data labelled gzip, as some servers send
         if coding == "deflate":
             try:
                 return zlib.decompress(data)
@@ -466,28 +470,34 @@ def decompress(data: bytes, coding: str) -> bytes | None:
             return brotli.decompress(data)
     except ImportError:
         return None
-    except Exception:  # zlib.error, brotli.error: not encoded after all
+    except Exception:  # zlib.error, EOFError, brotli.error: not encoded after all, or cut off
         return None
     return None
 
 
+def decode_content(data: bytes, content_encoding: str | None) -> bytes:
+    """`data` with its Content-Encoding (a comma-separated list, applied in order) undone: what
+    a parser reads. Where a coding does not decode, the data is returned as it was before it."""
+    codings = [
+        c.strip().lower()
+        for c in (content_encoding or "").split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    for coding in reversed(codings):
+        decoded = decompress(data, coding)
+        if decoded is None:
+            break
+        data = decoded
+    return data
+
+
 def decode_body(payload: bytes, http_headers: StatusAndHeaders | None) -> bytes:
     """Undo Transfer-/Content-Encoding left in a stored payload (foreign or still-encoded
-    records; this module's writer normally stores decoded bodies). Undecodable data is
+    records; this package's writer normally stores decoded bodies). Undecodable data is
     returned as stored."""
     if http_headers is None:
         return payload
     transfer = (http_headers.get_header("transfer-encoding") or "").strip().lower()
     if transfer == "chunked":
         payload = ChunkedDataReader(io.BytesIO(payload)).read()  # falls back to the raw bytes
-    codings = [
-        c.strip().lower()
-        for c in (http_headers.get_header("content-encoding") or "").split(",")
-        if c.strip() and c.strip().lower() != "identity"
-    ]
-    for coding in reversed(codings):
-        decoded = decompress(payload, coding)
-        if decoded is None:
-            break
-        payload = decoded
-    return payload
+    return decode_content(payload, http_headers.get_header("content-encoding"))

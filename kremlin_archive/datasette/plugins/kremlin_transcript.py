@@ -33,10 +33,10 @@ from datasette.utils import escape_sqlite, tilde_encode, urlsafe_components
 from markupsafe import Markup
 from sqlite_utils import Database
 
-from kremlin_archive import db as archive_db
+from kremlin_archive import db as dbmod
+from kremlin_archive import urls
 from kremlin_archive.datasette.serve import DATABASE_NAME
 
-EVENT_KEY = re.compile(r"^(ru|en)-[0-9]+$")
 SECTION_BREAK = re.compile(r"^\s*(\*\s*){3}$")  # `* * *` between parts of a transcript
 TAG_KIND_LABELS = {
     "topic": "Topics",
@@ -125,7 +125,7 @@ def extra_template_vars(template, database, table, view_name, request, datasette
 
     async def transcript_vars():
         page = await datasette.get_database(DATABASE_NAME).execute_fn(
-            lambda conn: archive_db.event_page(
+            lambda conn: dbmod.event_page(
                 Database(conn, recursive_triggers=False, execute_plugins=False), pks[0]
             )
         )
@@ -141,9 +141,9 @@ def render_cell(row, value, column, table, database, datasette):
     """Event keys in query results and views become links to the transcript page."""
     if database != DATABASE_NAME or column not in ("event_id", "id", "twin_id"):
         return None
-    if table is not None and table not in archive_db.VIEWS:
+    if table is not None and table not in dbmod.VIEWS:
         return None  # real tables link their keys and foreign keys themselves
-    if not isinstance(value, str) or not EVENT_KEY.match(value):
+    if not isinstance(value, str) or not urls.EVENT_KEY.match(value):
         return None
     href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(value))
     keys = row.keys() if hasattr(row, "keys") else ()
@@ -220,8 +220,8 @@ def transcript_context(page: dict, datasette) -> dict:
         "last_changed_at": event["last_changed_at"],
         "revisions": revisions,
         "revisions_href": filtered(datasette, "revisions", event_id=event["id"]),
-        "license": event["license"] or archive_db.LICENSE,
-        "attribution": archive_db.ATTRIBUTION,
+        "license": event["license"] or dbmod.LICENSE,
+        "attribution": dbmod.ATTRIBUTION,
         "citation": citation(event),
     }
 
