@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test crawl bench lint
+.PHONY: install system-deps test test-fast crawl bench lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# Everything (what CI runs): about 6 minutes on 2 cores.
 test: $(STAMP) system-deps
 	$(BIN)/pytest
+
+# The quick tier to run while working: everything not marked `slow` (no crawls, no sweeps).
+test-fast: $(STAMP) system-deps
+	$(BIN)/pytest -m "not slow" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -77,11 +77,27 @@ FAST = (
 )
 
 
+CRAWL_COMMANDS = ("crawl", "fetch", "refresh")
+_running: list[pytest.Item] = []  # the test being set up, run or torn down
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _running[:] = [item]  # before its fixtures: module fixtures that crawl see their first user
+
+
+def assert_marked_slow(what: str) -> None:
+    """A crawl belongs to the `slow` tier: the quick tier (`make test-fast`) must stay quick.
+    Fails the test (or the fixture) that starts one without the mark."""
+    if _running and _running[0].get_closest_marker("slow") is None:
+        pytest.fail(f"{_running[0].nodeid} runs {what} but is not marked slow", pytrace=False)
+
+
 def run_cli(*args: str, proxy: str | None = None, settings=FAST, timeout: float = 600, env=None):
     """Run `kremlin-archive ARGS -s …` in a subprocess (each crawl gets a fresh reactor)."""
-    import subprocess
     import sys
 
+    if args and args[0] in CRAWL_COMMANDS:
+        assert_marked_slow(f"a crawl (kremlin-archive {args[0]})")
     full_env = {**os.environ, **(env or {})}
     full_env.pop("https_proxy", None)
     full_env["no_proxy"] = ""
@@ -100,9 +116,11 @@ def run_cli(*args: str, proxy: str | None = None, settings=FAST, timeout: float 
 
 @pytest.fixture
 def replay(mirror_dir):
-    """The replay server on the mirror, with the reconstructed ru page of 66419 added."""
+    """The replay server on the mirror, with the reconstructed ru page of 66419 added: what
+    crawls go through (so a test that uses it is `slow`)."""
     from kremlin_archive.devtools.replay import ReplayServer
 
+    assert_marked_slow("the replay server (a crawl)")
     with ReplayServer(mirror_dir) as server:
         server.put_file(RU_66419_URL, RU_66419_PAGE)
         yield server

@@ -102,6 +102,7 @@ def march_ids(state) -> list[str]:
     return list(dbmod.iter_event_ids(_db(state), lang="en", since="2020-03-01", until="2020-03-31"))
 
 
+@pytest.mark.slow
 def test_crawl_and_exports_exit_zero(march):
     for step in ("crawl", "fetch", "jsonl", "csv", "txt", "stdout"):
         result = march[step]
@@ -111,15 +112,18 @@ def test_crawl_and_exports_exit_zero(march):
 # -- txt ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_txt_export_of_the_crawled_66419_reproduces_the_legacy_file(march):
     assert (march["home"] / "txt" / "ru-66419.txt").read_text(encoding="utf-8") == seed_text()
 
 
+@pytest.mark.slow
 def test_txt_export_writes_one_file_per_event(march):
     names = sorted(p.name for p in (march["home"] / "txt").iterdir())
     assert names == sorted(f"{event_id}.txt" for event_id in dbmod.iter_event_ids(_db(march)))
 
 
+@pytest.mark.slow
 def test_txt_files_read_back_as_their_events(march):
     database = _db(march)
     for path in sorted((march["home"] / "txt").glob("en-*.txt"))[:40]:
@@ -133,6 +137,7 @@ def test_txt_files_read_back_as_their_events(march):
 # -- jsonl ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_jsonl_holds_the_month_in_order(march):
     exported = [r["id"] for r in read_jsonl(march["home"] / "march.jsonl")]
     assert len(exported) > 90
@@ -144,6 +149,7 @@ def jsonl_transcript(record: dict) -> Transcript:
     return Transcript.from_dict({**record, **record["provenance"]})
 
 
+@pytest.mark.slow
 def test_jsonl_content_equals_the_database(march):
     database = _db(march)
     for record in read_jsonl(march["home"] / "march.jsonl"):
@@ -152,6 +158,7 @@ def test_jsonl_content_equals_the_database(march):
         assert record["kremlin_id"] == stored.kremlin_id and record["lang"] == stored.lang
 
 
+@pytest.mark.slow
 def test_jsonl_provenance_equals_the_database(march):
     database = _db(march)
     for record in read_jsonl(march["home"] / "march.jsonl"):
@@ -174,6 +181,7 @@ def test_jsonl_provenance_equals_the_database(march):
         assert p["attribution"] == dbmod.ATTRIBUTION
 
 
+@pytest.mark.slow
 def test_jsonl_warc_location_holds_the_page(march):
     """The provenance is usable: the named WARC record is the event's page."""
     records = read_jsonl(march["home"] / "march.jsonl")
@@ -185,6 +193,7 @@ def test_jsonl_warc_location_holds_the_page(march):
         assert parsing.parse_event(capture.body, capture.url).title == record["title"]
 
 
+@pytest.mark.slow
 def test_jsonl_without_out_goes_to_stdout_and_messages_to_stderr(march):
     result = march["stdout"]
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -193,6 +202,7 @@ def test_jsonl_without_out_goes_to_stdout_and_messages_to_stderr(march):
     assert f"exported {len(records)} event(s) as jsonl to standard output" in result.stderr
 
 
+@pytest.mark.slow
 def test_out_dash_is_stdout(march):
     result = run_cli("export", "--format", "jsonl", "--lang", "ru", "--out", "-", "--db",
                      str(march["db"]))  # fmt: skip
@@ -200,6 +210,7 @@ def test_out_dash_is_stdout(march):
     assert not (REPO / "-").exists()
 
 
+@pytest.mark.slow
 def test_reader_that_stops_early_gets_no_traceback(march):
     """`export … | head -1`: the pipe closes under the writer; it stops quietly (exit 1)."""
     process = subprocess.Popen(
@@ -253,6 +264,7 @@ def march_csv(march):
     return events, turns
 
 
+@pytest.mark.slow
 def test_csv_has_a_header_row_and_the_month_in_order(march, march_csv):
     events, _ = march_csv
     with open(march["home"] / "csv" / "events.csv", encoding="utf-8", newline="") as stream:
@@ -263,6 +275,7 @@ def test_csv_has_a_header_row_and_the_month_in_order(march, march_csv):
     assert not (march["home"] / "csv" / "events.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
 
+@pytest.mark.slow
 def test_csv_content_equals_the_database(march, march_csv):
     database = _db(march)
     events, turns = march_csv
@@ -276,6 +289,7 @@ def test_csv_content_equals_the_database(march, march_csv):
         )
 
 
+@pytest.mark.slow
 def test_csv_utterances_are_the_utterances_table(march, march_csv):
     _, turns = march_csv
     exported = [
@@ -295,6 +309,7 @@ def test_csv_utterances_are_the_utterances_table(march, march_csv):
     assert any("\n" in text for *_, text in exported), "multi-paragraph turns survive in a cell"
 
 
+@pytest.mark.slow
 def test_csv_provenance_equals_the_database(march, march_csv):
     database = _db(march)
     events, _ = march_csv
@@ -323,11 +338,13 @@ def test_csv_provenance_equals_the_database(march, march_csv):
 # -- filters and refusals -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lang_filter(march):
     result = run_cli("export", "--format", "jsonl", "--lang", "ru", "--db", str(march["db"]))
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["ru-66419"]
 
 
+@pytest.mark.slow
 def test_id_filter_exports_exactly_those_events(march, tmp_path):
     first = march_ids(march)[0]
     result = run_cli("export", "--format", "csv", "--id", "ru-66419", "--id", first,
@@ -336,6 +353,7 @@ def test_id_filter_exports_exactly_those_events(march, tmp_path):
     assert [r["id"] for r in read_csv(tmp_path / "events.csv")] == [first, "ru-66419"]
 
 
+@pytest.mark.slow
 def test_date_filter_is_inclusive_on_moscow_days(march):
     result = run_cli("export", "--format", "jsonl", "--since", "2020-03-18", "--until",
                      "2020-03-18", "--db", str(march["db"]))  # fmt: skip
@@ -352,6 +370,7 @@ def test_invalid_id_is_exit_2_naming_it(bad, tmp_path):
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_unknown_id_is_a_warning_and_exit_1_when_nothing_matches(march):
     result = run_cli("export", "--format", "jsonl", "--id", "en-1", "--db", str(march["db"]))
     assert result.returncode == 1
@@ -363,6 +382,7 @@ def test_unknown_id_is_a_warning_and_exit_1_when_nothing_matches(march):
     assert len(result.stdout.splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["txt", "csv"])
 def test_txt_and_csv_need_an_out_folder(fmt, march):
     result = run_cli("export", "--format", fmt, "--db", str(march["db"]))
@@ -370,6 +390,7 @@ def test_txt_and_csv_need_an_out_folder(fmt, march):
     assert "--out" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_out_of_the_wrong_kind_is_exit_2(fmt, march, tmp_path):
     out = tmp_path / "folder" if fmt == "jsonl" else tmp_path / "file.csv"
@@ -386,6 +407,7 @@ def test_missing_archive_is_exit_2(tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
+@pytest.mark.slow
 def test_bad_date_is_exit_2(march):
     result = run_cli("export", "--format", "jsonl", "--since", "2020-02-30", "--db",
                      str(march["db"]))  # fmt: skip
@@ -437,11 +459,13 @@ def test_progress_can_be_switched_off(monkeypatch):
     assert stream.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_export_shows_no_bar_when_stderr_is_not_a_terminal(march):
     assert "\r" not in march["jsonl"].stderr
     assert "events/s" not in march["jsonl"].stderr
 
 
+@pytest.mark.slow
 def test_crawl_shows_no_bar_when_stderr_is_not_a_terminal(march):
     assert "pages/s" not in march["crawl"].stderr
 
@@ -480,6 +504,7 @@ def run_with_terminal_stderr(args: list[str], env: dict | None = None) -> tuple[
     return process.returncode, b"".join(stdout_chunks).decode(), shown.decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_export_draws_a_bar_on_a_terminal_and_keeps_stdout_clean(march):
     code, stdout, shown = run_with_terminal_stderr(
         ["export", "--format", "jsonl", *MARCH, "--db", str(march["db"])]
@@ -491,6 +516,7 @@ def test_export_draws_a_bar_on_a_terminal_and_keeps_stdout_clean(march):
     assert len([json.loads(line) for line in stdout.splitlines()]) == count
 
 
+@pytest.mark.slow
 def test_reparse_draws_a_bar_on_a_terminal(march, tmp_path):
     import shutil
 
@@ -507,6 +533,7 @@ def test_reparse_draws_a_bar_on_a_terminal(march, tmp_path):
     assert any(f"reparse: {captures} captures" in f for f in frames), shown[-2000:]
 
 
+@pytest.mark.slow
 def test_crawl_draws_a_bar_on_a_terminal(tmp_path, replay):
     settings = [arg for setting in FAST for arg in ("-s", setting)]
     code, _, shown = run_with_terminal_stderr(

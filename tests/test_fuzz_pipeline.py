@@ -278,6 +278,7 @@ def test_pages_that_are_not_events_are_refused(name, url):
     assert pipeline.db.table("events").count == 0
 
 
+@pytest.mark.slow  # 250 examples: a sweep
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow],
     database=None,  # no example database written into the working tree
@@ -309,6 +310,7 @@ def test_mutated_pages_never_break_the_pipeline(page):
         assert pipeline.db.table("revisions").count == pipeline.stats["kremlin/events/changed"]
 
 
+@pytest.mark.slow
 def test_broken_pages_through_a_real_crawl(replay, tmp_path, mirror_dir):
     """A handful of broken answers, served with correct HTTP framing, through a real crawl:
     each is a parse error naming why, none becomes an event, the intact page is stored."""

@@ -119,11 +119,13 @@ def superseded(tmp_path_factory, mirror_dir):
     return state
 
 
+@pytest.mark.slow
 def test_all_steps_exit_zero(superseded):
     for step in ("import1", "fetch", "import2"):
         assert superseded[step].returncode == 0, f"{step}: {superseded[step].stderr[-2000:]}"
 
 
+@pytest.mark.slow
 def test_fetch_supersedes_the_import(superseded):
     event = dbmod.connect(superseded["db"]).table("events").get("ru-66419")
     assert event["origin"] == "crawl"
@@ -131,6 +133,7 @@ def test_fetch_supersedes_the_import(superseded):
     assert event["revision_count"] == 1
 
 
+@pytest.mark.slow
 def test_the_import_is_kept_as_a_revision(superseded):
     database = dbmod.connect(superseded["db"])
     event = database.table("events").get("ru-66419")
@@ -145,6 +148,7 @@ def test_the_import_is_kept_as_a_revision(superseded):
     assert content["tags"] == []  # the legacy format has none; the page has
 
 
+@pytest.mark.slow
 def test_a_later_import_leaves_the_crawled_event_alone(superseded):
     result = superseded["import2"]
     assert "kept as archived from the site 1" in result.stderr
@@ -153,6 +157,7 @@ def test_a_later_import_leaves_the_crawled_event_alone(superseded):
     assert database.table("revisions").count == 1
 
 
+@pytest.mark.slow
 def test_export_of_the_crawled_event_still_reproduces_the_file(superseded, tmp_path):
     assert export_txt(superseded["db"], tmp_path) == seed_text()
 
