@@ -104,6 +104,7 @@ from kremlin_archive.timestamps import moscow_iso
 
 PARSER_VERSION = "1.0.0"
 
+
 class ParseError(Exception):
     """The input is not what the parser was asked to read.
 

@@ -148,9 +148,7 @@ BRAKE_IDS = [62997, 62998, 62999, 63001, 63003, 63004, 63006, 63007, 63017, 6302
 
 def test_consecutive_refusals_stop_the_run_as_blocked(replay, tmp_path, mirror_dir):
     replay.fault(EVENT_PATH, "refuse", after=5)  # five pages, then the site refuses everything
-    run = cli_run(
-        replay, tmp_path, "fetch", *(NEWS + str(i) for i in BRAKE_IDS), settings=BRAKE
-    )
+    run = cli_run(replay, tmp_path, "fetch", *(NEWS + str(i) for i in BRAKE_IDS), settings=BRAKE)
     assert run.result.returncode == 3, run.result.stderr[-3000:]
     assert "blocked" in run.result.stderr
     row = run.run_row
@@ -436,7 +434,7 @@ def test_urls_file_refuses_each_bad_line_by_name_and_fetches_the_rest(tmp_path, 
 # -- SIGKILL at three points -----------------------------------------------------------------
 
 # Runs the CLI in this process with one fault injected into the code: SIGKILL at an exact point.
-KILLER = r'''
+KILLER = r"""
 import os, signal, sys
 
 POINT, NTH = os.environ["KILL_POINT"], int(os.environ["KILL_NTH"])
@@ -495,7 +493,7 @@ elif POINT == "warc":
 from kremlin_archive.cli import main
 
 main()
-'''
+"""
 
 
 def start_crawl(replay, home: Path, launcher: Path | None = None, env=None) -> subprocess.Popen:
@@ -589,7 +587,7 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
 # -- bugs -----------------------------------------------------------------------------------
 
 # Runs the CLI with a bug planted: the parser crashes on 63020, a pipeline on 63021.
-BUGGY = r'''
+BUGGY = r"""
 from kremlin_archive import parsing, pipelines
 
 parse_event, validation_problems = parsing.parse_event, pipelines.validation_problems
@@ -613,7 +611,7 @@ pipelines.validation_problems = buggy_validation_problems
 from kremlin_archive.cli import main
 
 main()
-'''
+"""
 
 
 def test_a_crash_in_the_parser_or_a_pipeline_is_recorded(replay, tmp_path, mirror_dir):

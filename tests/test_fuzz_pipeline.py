@@ -222,7 +222,7 @@ def _duplicate(draw, body):
 def _rewrite_attribute(draw, body):
     attribute = draw(st.sampled_from([b"datetime", b"id", b"data-href", b"href", b"class"]))
     value = draw(st.text(max_size=30)).encode("utf-8", "surrogatepass")
-    matches = list(re.finditer(rb'\b' + attribute + rb'="[^"]*"', body))
+    matches = list(re.finditer(rb"\b" + attribute + rb'="[^"]*"', body))
     if not matches:
         return body
     m = draw(st.sampled_from(matches))
@@ -301,9 +301,9 @@ def test_mutated_pages_never_break_the_pipeline(page):
         if outcome == "dropped":
             [error] = pipeline.db.query("SELECT * FROM errors")
             assert error["stage"] == "validate" and error["reason"].startswith("invalid record")
-    assert pipeline.db.execute("SELECT count(*) FROM errors WHERE stage = 'store'").fetchone()[
-        0
-    ] == 0, "a record that passed validation failed to store"
+    assert (
+        pipeline.db.execute("SELECT count(*) FROM errors WHERE stage = 'store'").fetchone()[0] == 0
+    ), "a record that passed validation failed to store"
     if first == "stored" and outcome == "stored":
         stored = pipeline.db.table("events").count
         assert stored in (1, 2)  # the same event (maybe changed: a revision) or another id

@@ -106,9 +106,7 @@ class KremlinSpider(EventSpider):
         """Events of `lang` already in the archive: kremlin_id -> title."""
         if lang not in self._known:
             run = self.run
-            self._known[lang] = (
-                dbmod.known_event_titles(run.db, lang) if run and run.db else {}
-            )
+            self._known[lang] = dbmod.known_event_titles(run.db, lang) if run and run.db else {}
         return self._known[lang]
 
     def known_missing(self, lang: str) -> set[int]:
