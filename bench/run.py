@@ -347,11 +347,7 @@ def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
     store = _cum(stats, db.save_transcript)
     pipes = sum(
         _cum(stats, cls.process_item)
-        for cls in (
-            pipelines.ValidatePipeline,
-            pipelines.NormalisePipeline,
-            pipelines.StorePipeline,
-        )
+        for cls in (pipelines.ValidatePipeline, pipelines.StorePipeline)
     )
     parse = _cum(stats, parsing.parse_event)
     listing = _cum(stats, parsing.parse_listing)
