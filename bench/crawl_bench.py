@@ -187,7 +187,7 @@ def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
         ("parse: parsing.parse_event", parse),
         ("parse: parsing.parse_listing", listing),
         ("rest of the spider callbacks", max(callbacks - parse - listing, 0.0)),
-        ("rest of the pipelines (validate, normalise, error rows)", max(pipes - store, 0.0)),
+        ("rest of the pipelines (validate, error rows)", max(pipes - store, 0.0)),
         ("logging (to stderr)", logging_s),
         ("waiting in epoll (idle)", idle),
     ]
