@@ -266,3 +266,111 @@ def assert_sound(db_path: Path, warc_dir: Path) -> None:
             assert counts["events_unfinished"] == 0, counts
         assert run["errors"] == count_rows(database, "errors", "run_id = ?", [run["id"]])
         assert run["requests"] == count_rows(database, "fetches", "run_id = ?", [run["id"]])
+
+
+# -- Scrapy components in unit tests -----------------------------------------------------------
+# Crawlers built as Scrapy's own tests build them (scrapy.utils.test.get_crawler), with the
+# project's settings: the run (CrawlRun) exists, middlewares and pipelines are built with
+# `from_crawler`, and callbacks get responses made of real pages. No engine runs: signals the
+# run needs are sent (or its methods called) by the tests, and a stub stands in for the engine.
+
+
+def _unit_settings(tmp_path: Path) -> dict:
+    """The project's settings (kremlin_archive.settings) for a crawler without an engine: the
+    database and WARC folder under `tmp_path`, waits of milliseconds, no progress bar. The
+    reactor is left to get_crawler (it matches what the test process has installed)."""
+    from kremlin_archive import settings as project
+
+    values = {k: v for k, v in vars(project).items() if k.isupper() and k != "TWISTED_REACTOR"}
+    values.update(
+        KREMLIN_DB=str(tmp_path / "kremlin.db"),
+        KREMLIN_WARC_DIR=str(tmp_path / "warc"),
+        KREMLIN_BRAKE_PAUSE=0.01,
+        KREMLIN_RETRY_BACKOFF_BASE=0.001,
+        KREMLIN_RETRY_BACKOFF_MAX=0.01,
+        KREMLIN_PROGRESS=False,
+    )
+    return values
+
+
+@pytest.fixture
+def crawler_for(tmp_path):
+    """`crawler_for(SpiderClass, **settings)`: a crawler from `get_crawler` with the project's
+    settings (database and WARC folder in `tmp_path`) and `settings` on top. Whatever a run
+    left open (database, WARC file, lock) is closed at teardown."""
+    from scrapy.utils.test import get_crawler
+
+    from kremlin_archive.crawl_run import current_run
+
+    made = []
+
+    def make(spidercls, **settings):
+        crawler = get_crawler(spidercls, {**_unit_settings(tmp_path), **settings})
+        made.append(crawler)
+        return crawler
+
+    yield make
+    for crawler in made:
+        run = current_run(crawler)
+        if run is None:
+            continue
+        if run.warc is not None:
+            run.warc.close()
+        if run.db is not None:
+            run.db.close()
+        if run.lock is not None:
+            run.lock.release()
+
+
+def spider_for(crawler, **arguments):
+    """The crawler's spider made with these spider arguments (`-a`), as `crawl()` makes it."""
+    crawler.spider = crawler._create_spider(**arguments)
+    return crawler.spider
+
+
+def open_run(crawler, **arguments):
+    """The spider made (see spider_for) and the crawl's run opened as on `spider_opened`:
+    its `runs` row written, database and WARC writer ready. Returns the run."""
+    from kremlin_archive.crawl_run import current_run
+
+    spider = crawler.spider or spider_for(crawler, **arguments)
+    run = current_run(crawler)
+    run.spider_opened(spider)
+    return run
+
+
+def response_for(url: str, page, *, meta=None, status: int = 200, headers=None, flags=None):
+    """A Scrapy response for `url` (its request carrying `meta`) whose body is `page`: bytes,
+    a path (e.g. in the mirror), or a file name under ../shared/kremlin-html. An `.xml` path
+    gives an XmlResponse (the Atom feed), anything else an HtmlResponse; utf-8 either way."""
+    from scrapy.http import HtmlResponse, Request, XmlResponse
+
+    if isinstance(page, bytes):
+        body, cls = page, HtmlResponse
+    else:
+        path = page if isinstance(page, Path) else KREMLIN_HTML / page
+        body = path.read_bytes()
+        cls = XmlResponse if path.suffix == ".xml" else HtmlResponse
+    request = Request(url, meta=dict(meta or {}))
+    return cls(
+        url, status=status, headers=headers, body=body, encoding="utf-8", request=request,
+        flags=flags,
+    )  # fmt: skip
+
+
+class EngineStub:
+    """What the run and the refusal brake use of Scrapy's engine, recorded in `calls`:
+    pause(), unpause() and close_spider_async(reason=…)."""
+
+    def __init__(self, spider=None):
+        self.spider = spider
+        self.calls: list = []
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+    def unpause(self) -> None:
+        self.calls.append("unpause")
+
+    async def close_spider_async(self, *, reason: str) -> None:
+        self.calls.append(("close", reason))
