@@ -78,12 +78,14 @@ class CrawlRun:
     def spider_opened(self, spider) -> None:
         self.db = dbmod.open_db(self.db_path)
         dbmod.mark_stale_runs(self.db)
-        arguments = {
-            k: v
-            for k, v in vars(spider).items()
-            if not k.startswith("_") and isinstance(v, str | int | float | bool | list | None)
-        }
-        arguments.pop("name", None)
+        arguments = getattr(spider, "given_arguments", None)
+        if arguments is None:  # a spider of another project: its plain public attributes
+            arguments = {
+                k: v
+                for k, v in vars(spider).items()
+                if not k.startswith("_") and isinstance(v, str | int | float | bool | None)
+            }
+            arguments.pop("name", None)
         dbmod.start_run(
             self.db,
             run_id=self.run_id,

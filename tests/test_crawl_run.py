@@ -146,12 +146,6 @@ def test_an_opened_run_writes_its_running_row(run):
     assert {k: arguments[k] for k in given} == given
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spider_opened stores every public attribute of the spider as runs.arguments: "
-    "Scrapy's start_urls and what the spider derived from its arguments (urls: `entries`, the "
-    "whole URL list read from -a urls_file; kremlin: langs, since_day/until_day when None)",
-)
 def test_the_run_records_the_spider_arguments_not_what_the_spider_made_of_them(
     crawler_for, tmp_path
 ):

@@ -334,11 +334,6 @@ def test_an_offsite_redirect_keeps_the_redirect_answer(urls_spider):
     assert (error.reason, error.status, error.fetch_id) == (reason, 302, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="failure_error prefixes 'DNS lookup failed: ' to a message that already starts with "
-    "it (Twisted's DNSLookupError, and Scrapy's CannotResolveHostError that wraps its text)",
-)
 @pytest.mark.parametrize(
     "exception",
     [

@@ -13,6 +13,7 @@ with 200, a cut-off body, an error page) is a parse error and never replaces a s
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 
 import scrapy
 from scrapy.exceptions import (
@@ -59,6 +60,20 @@ def parse_flag(value) -> bool:
 
 class EventSpider(scrapy.Spider):
     allowed_domains = ALLOWED_DOMAINS
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        # What the run records as its arguments: the spider's parameters as given (-a
+        # NAME=VALUE) or defaulted -- not what the spider made of them (a whole URL list read
+        # from a file, parsed dates).
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        spider.given_arguments = {
+            p.name: kwargs.get(p.name, p.default)
+            for p in parameters
+            if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"
+        } | dict(kwargs)
+        return spider
 
     @property
     def run(self) -> CrawlRun | None:
@@ -156,7 +171,9 @@ def failure_error(failure, url: str) -> CrawlError:
         if request.meta.get("redirect_urls"):
             status = fetch.get("status")  # the redirect answer is the fetch in the meta
     elif failure.check(DNSLookupError, CannotResolveHostError):
-        reason = f"DNS lookup failed: {message}"
+        # Twisted's message (and Scrapy's, which wraps it) already says so.
+        prefix = "DNS lookup failed: "
+        reason = message if message.startswith(prefix) else prefix + message
     else:
         reason = f"{failure.type.__name__}: {message}"
     return CrawlError(
