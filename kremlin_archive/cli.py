@@ -102,15 +102,20 @@ def run_spider(
         'FROM runs ORDER BY started_at DESC LIMIT 5"',
         err=True,
     )
+    if stats.get("kremlin/listings/untrusted"):
+        click.echo(
+            f"kremlin-archive: listings not trusted: {stats['kremlin/listings/untrusted']}"
+            + (f"; ids {stats['kremlin/idwalk/range']} walked instead"
+               if stats.get("kremlin/idwalk/range") else ""),
+            err=True,
+        )  # fmt: skip
     if stats.get("kremlin/blocked") or reason == "blocked":
         click.echo("kremlin-archive: stopped: the site keeps refusing requests (blocked)", err=True)
         return EXIT_BLOCKED
-    if reason == "finished" and stats.get("kremlin/walk_incomplete"):
-        click.echo(
-            "kremlin-archive: incomplete: the listing walk could not get past "
-            f"{stats['kremlin/walk_incomplete']} (see the errors table); run again to resume",
-            err=True,
-        )
+    if reason == "finished" and (
+        stats.get("kremlin/ids_unaccounted") or stats.get("kremlin/window_short")
+    ):
+        click.echo(_incomplete_message(stats), err=True)
         return EXIT_FAILURE
     if reason == "finished":
         return EXIT_OK
@@ -121,6 +126,27 @@ def run_spider(
             err=True,
         )
     return EXIT_FAILURE
+
+
+def _incomplete_message(stats: dict) -> str:
+    """Why a run that ran to its end is not complete, and the command that resumes it."""
+    parts = []
+    if stats.get("kremlin/window_short"):
+        parts.append(stats["kremlin/window_short"])
+    missing = stats.get("kremlin/ids_unaccounted") or 0
+    if missing:
+        total = stats.get("kremlin/ids_window") or 0
+        detail = "; ".join(
+            f"{lang} {state} {ranges}"
+            for lang, states in (stats.get("kremlin/gaps") or {}).items()
+            for state, ranges in states.items()
+        )
+        parts.append(
+            f"{missing:,} of the {total:,} (language, id) pairs of its window are not stored "
+            f"or known absent ({detail})"
+        )
+    resume = shlex.join(["kremlin-archive", *sys.argv[1:]])
+    return f"kremlin-archive: incomplete: {'; '.join(parts)}. Resume with: {resume}"
 
 
 @contextlib.contextmanager
@@ -155,22 +181,51 @@ def _check_day(value: str | None, name: str) -> None:
 @click.option("--lang", type=click.Choice(["ru", "en", "both"]), default="both", show_default=True)
 @click.option("--since", metavar="YYYY-MM-DD", help="Stop once listed events are older than this.")
 @click.option("--until", metavar="YYYY-MM-DD", help="Enter the listings at this day (by-date).")
+@click.option(
+    "--ids",
+    metavar="RANGES",
+    help="Walk these ids instead of a window of days, e.g. 62888-63088,63100.",
+)
+@click.option(
+    "--discover",
+    type=click.Choice(["auto", "listings", "ids"]),
+    default="auto",
+    show_default=True,
+    help="How the window's events are found: the listings, checked, falling back to walking "
+    "ids when they lie (auto); listings only; or ids only.",
+)
 @click.option("--refetch", is_flag=True, help="Fetch events that are already in the archive too.")
 @db_option
 @warc_option
 @settings_option
-def crawl(lang, since, until, refetch, db_path, warc_dir, overrides):
-    """Walk the news listings newest to oldest and archive every listed event.
+def crawl(lang, since, until, ids, discover, refetch, db_path, warc_dir, overrides):
+    """Archive every event of a window of days (or of ids) and account for each id of it.
 
-    Events already in the archive are skipped (so an interrupted backfill resumes where it
-    stopped) unless --refetch is given.
+    The news listings are walked newest to oldest and checked page by page; when they lie
+    (the live site answers every page with page 1 since 2026) or cannot be followed, the
+    window's id range is found from the archive, the feed and a few probes, and walked.
+    The run ends 'finished' only when every id of its window is stored or known absent
+    (404); otherwise 'incomplete' (exit code 1) with the ids it lacks. Events and ids already
+    accounted for are skipped (so an interrupted backfill resumes where it stopped) unless
+    --refetch is given.
 
     Example: kremlin-archive crawl --lang en --since 2020-03-01 --until 2020-03-31
+
+    Example: kremlin-archive crawl --lang both --ids 62888-63088
     """
     _check_day(since, "since")
     _check_day(until, "until")
     if since and until and since > until:
         raise click.BadParameter(f"--since {since} is after --until {until}")
+    if ids is not None:
+        from .discovery import parse_id_ranges
+
+        if since or until:
+            raise click.UsageError("--ids names the window itself: no --since/--until with it")
+        try:
+            parse_id_ranges(ids)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--ids") from None
     sys.exit(
         run_spider(
             "kremlin",
@@ -181,6 +236,8 @@ def crawl(lang, since, until, refetch, db_path, warc_dir, overrides):
             lang=lang,
             since=since,
             until=until,
+            ids=ids,
+            discover=discover if discover != "auto" else None,
             refetch="1" if refetch else None,
         )
     )
@@ -687,6 +744,13 @@ def _stats_text(data: dict) -> str:
     lines += _table(
         "Tags by kind", ["kind", "tags", "links"], [list(t.values()) for t in data["tags"]]
     )
+    coverage = data["coverage"]
+    states = [s for s in COVERAGE_ORDER if any(s in c for c in coverage.values())]
+    lines += _table(
+        "Coverage ledger: what is known of each (language, id) met",
+        ["lang", *states, "total"],
+        [[lang, *(c.get(s, 0) for s in states), sum(c.values())] for lang, c in coverage.items()],
+    )
     lines += ["Totals: " + ", ".join(f"{n:,} {name}" for name, n in data["totals"].items()), ""]
     columns = ["started_at", "command", "status", "requests", "events_new", "events_changed",
                "events_unchanged", "errors"]  # fmt: skip
@@ -700,6 +764,103 @@ def _stats_text(data: dict) -> str:
         detail = ", ".join(f"{stage} {n:,}" for stage, n in errors.items()) or "none"
         lines.append(f"Errors of the last run ({data['runs'][0]['id']}) by stage: {detail}")
     return "\n".join(lines).rstrip()
+
+
+COVERAGE_ORDER = ("stored", "absent", "not_event", "refused", "failed", "listed", "unknown")
+
+
+@main.command()
+@click.option("--lang", type=click.Choice(["ru", "en", "both"]), default="both", show_default=True)
+@click.option("--ids", metavar="RANGES", help="The ids to account for, e.g. 62888-63088.")
+@click.option("--since", metavar="YYYY-MM-DD", help="The ids the archive knows of from this day.")
+@click.option("--until", metavar="YYYY-MM-DD", help="… up to this day (Moscow days, inclusive).")
+@click.option("--limit", default=40, show_default=True, help="Ranges of ids shown per state.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+@db_option
+def coverage(lang, ids, since, until, limit, as_json, db_path):
+    """How complete the archive is: for every id of a window, what the coverage ledger knows
+    -- stored, absent (404 or the site's 404 page), not an event page, refused, failed,
+    listed but not fetched -- and which ids are unknown, as ranges.
+
+    The window is --ids, or the ids from the smallest to the largest the archive knows to be
+    published --since..--until (its events and the listings it has read), or without either
+    every id from the ledger's smallest to its largest. Accounted for: stored, absent, not an
+    event; anything else a crawl of the window would ask for again.
+
+    Example: kremlin-archive coverage --lang en --since 2020-03-01 --until 2020-03-31
+    """
+    import json
+
+    from . import db as dbmod
+    from .discovery import format_id_ranges, parse_id_ranges
+    from .items import ACCOUNTED
+
+    _check_day(since, "since")
+    _check_day(until, "until")
+    if ids and (since or until):
+        raise click.UsageError("give either --ids or --since/--until")
+    database = _open_readonly(db_path)
+    langs = ["ru", "en"] if lang == "both" else [lang]
+    with dbmod.read_snapshot(database):
+        if ids:
+            try:
+                wanted = parse_id_ranges(ids)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--ids") from None
+            bounds = (wanted[0], wanted[-1])
+            window = f"ids {format_id_ranges(wanted, limit=5)}"
+        elif since or until:
+            bounds = dbmod.id_range_of_days(database, since, until)
+            window = f"the ids the archive knows of {since or '…'}..{until or '…'}"
+            wanted = None
+        else:
+            bounds = dbmod.coverage_bounds(database, lang)
+            window = "every id from the ledger's first to its last"
+            wanted = None
+        report: dict = {"window": window, "first": None, "last": None, "langs": {}}
+        if bounds is not None:
+            first, last = bounds
+            report |= {"first": first, "last": last}
+            id_set = set(wanted) if wanted is not None else None
+            for one in langs:
+                states = dbmod.coverage_of(database, one, first, last)
+                by_state: dict[str, list[int]] = {}
+                for kremlin_id in range(first, last + 1):
+                    if id_set is not None and kremlin_id not in id_set:
+                        continue
+                    by_state.setdefault(states.get(kremlin_id, "unknown"), []).append(kremlin_id)
+                report["langs"][one] = {
+                    "counts": {s: len(by_state.get(s, [])) for s in COVERAGE_ORDER},
+                    "not_accounted": {
+                        s: format_id_ranges(ids_, limit=limit)
+                        for s, ids_ in by_state.items()
+                        if s not in ACCOUNTED
+                    },
+                }
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        sys.exit(EXIT_OK)
+    if bounds is None:
+        click.echo(f"kremlin-archive: the archive knows no id of {window}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(f"Coverage of {window}: ids {report['first']}-{report['last']}")
+    click.echo("")
+    rows = [
+        [state, *(report["langs"][one]["counts"][state] for one in langs)]
+        for state in COVERAGE_ORDER
+    ]
+    rows.append(["total", *(sum(report["langs"][one]["counts"].values()) for one in langs)])
+    click.echo("\n".join(_table("What is known of each id", ["state", *langs], rows)))
+    for one in langs:
+        gaps = report["langs"][one]["not_accounted"]
+        if not gaps:
+            click.echo(f"{one}: every id is accounted for (stored, absent or not an event page)")
+            continue
+        missing = sum(report["langs"][one]["counts"][s] for s in gaps)
+        click.echo(f"{one}: {missing:,} id(s) not accounted for:")
+        for state, ranges in gaps.items():
+            click.echo(f"  {state}: {ranges}")
+    sys.exit(EXIT_OK)
 
 
 @main.command()

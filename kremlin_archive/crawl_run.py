@@ -27,7 +27,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_from_coro
 
 from . import db as dbmod
-from .items import Transcript, http_failure_reason
+from .discovery import format_id_ranges
+from .items import Transcript, coverage_state, http_failure_reason
 from .lock import RunLock
 from .request_meta import Meta
 
@@ -131,8 +132,9 @@ class CrawlRun:
                     )
                     counts = self.counts()
                 status = STATUS_BY_REASON.get(reason, "failed")
-                if status == "finished" and self.crawler.stats.get_value("kremlin/walk_incomplete"):
-                    # The listing walk could not get past a failed page: not the whole range.
+                counts |= self.window_counts(spider)
+                if status == "finished" and (counts["ids_unaccounted"] or counts["window_short"]):
+                    # Not every id of the window is stored or known absent: say so.
                     status = "incomplete"
                 dbmod.finish_run(
                     self.db, self.run_id, status=status, finish_reason=reason, counts=counts
@@ -171,6 +173,28 @@ class CrawlRun:
                 ("kremlin/errors/", "kremlin/field/", "downloader/response_status_count/")
             ):
                 counts[key.removeprefix("kremlin/").removeprefix("downloader/")] = value
+        return counts
+
+    def window_counts(self, spider) -> dict[str, Any]:
+        """The run's window against the coverage ledger: how many (language, id) pairs it
+        answers for, how many the ledger does not account for (by state, and as ranges), and
+        why the window itself falls short, if it does. Also in the stats, for the CLI."""
+        gaps = spider.coverage_gaps() if hasattr(spider, "coverage_gaps") else {}
+        short = spider.window_complete() if hasattr(spider, "window_complete") else None
+        window = spider.window_size() if hasattr(spider, "window_size") else 0
+        unaccounted = sum(len(ids) for states in gaps.values() for ids in states.values())
+        counts: dict[str, Any] = {
+            "ids_window": window,
+            "ids_unaccounted": unaccounted,
+            "window_short": short,
+            "gaps": {
+                lang: {state: format_id_ranges(ids, limit=20) for state, ids in states.items()}
+                for lang, states in gaps.items()
+            },
+            "listings_untrusted": self.crawler.stats.get_value("kremlin/listings/untrusted"),
+        }
+        for key in ("ids_window", "ids_unaccounted", "window_short", "gaps"):
+            self.crawler.stats.set_value(f"kremlin/{key}", counts[key])
         return counts
 
     def stop(self, reason: str, message: str, *, url=None, status=None, fetch_id=None) -> None:
@@ -214,13 +238,20 @@ class CrawlRun:
             last = http_failure_reason(status) if status else fetch.get("error") or "no answer"
             if meta.get(Meta.KIND) == "event":
                 self.crawler.stats.inc_value("kremlin/events/failed")
+            message = f"{last}; not retried: the run stopped ({reason}) first"
             self.record_error(
                 url=meta.get(Meta.SOURCE_URL, url),
                 stage="fetch",
-                reason=f"{last}; not retried: the run stopped ({reason}) first",
+                reason=message,
                 status=status,
                 fetch_id=fetch.get("id"),
             )
+            if meta.get(Meta.EVENT_ID):
+                state = coverage_state("fetch", status, last)
+                dbmod.note_coverage(
+                    self.db, meta[Meta.EVENT_ID], state, fetch_id=fetch.get("id"),
+                    run_id=self.run_id, answer=message[:200],
+                )  # fmt: skip
 
     def spider_error(self, failure, response, spider) -> None:
         """A callback raised instead of yielding a CrawlError: record the page anyway."""

@@ -31,7 +31,19 @@ import sqlite_utils
 from sqlite_utils import Database
 
 from . import urls
-from .items import CONTENT_FIELDS, Tag, Transcript, Utterance
+from .items import (
+    ABSENT,
+    CONTENT_FIELDS,
+    FAILED,
+    LISTED,
+    NOT_EVENT,
+    REFUSED,
+    STORED,
+    Tag,
+    Transcript,
+    Utterance,
+    coverage_state,
+)
 from .timestamps import utc_stamp
 
 LICENSE = "CC BY 4.0"
@@ -177,6 +189,23 @@ TABLES: dict[str, dict[str, Any]] = {
         ],
         "not_null": {"event_id", "revision", "recorded_at", "content"},
     },
+    "coverage": {
+        "columns": {
+            "id": str,  # the event key, ru-66419
+            "lang": str,
+            "kremlin_id": int,
+            "state": str,  # stored | absent | not_event | refused | failed | listed
+            "published_day": str,  # Moscow day, from the event or a listing, if known
+            "answer": str,  # the last answer: HTTP 404, timeout, not-found-page, …
+            "first_seen_at": str,
+            "checked_at": str,  # the last time the site (or a capture) was asked
+            "fetch_id": int,  # the fetch the state rests on
+            "run_id": str,  # the run that last changed the state
+        },
+        "pk": "id",
+        "foreign_keys": [("fetch_id", "fetches", "id"), ("run_id", "runs", "id")],
+        "not_null": {"lang", "kremlin_id", "state", "first_seen_at"},
+    },
     "errors": {
         "columns": {
             "id": int,
@@ -212,6 +241,8 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("revisions", ("event_id", "revision")),
     ("errors", ("run_id", "stage")),
     ("errors", ("url",)),
+    ("coverage", ("lang", "kremlin_id")),
+    ("coverage", ("state",)),
 ]
 
 # unicode61 folds case for Cyrillic as well as Latin; remove_diacritics 2 also makes ё match е.
@@ -291,6 +322,13 @@ MIGRATIONS = sqlite_utils.Migrations("kremlin_archive")
 @MIGRATIONS()
 def m001_initial_shape(db: Database) -> None:
     """The shape above is the first version; later changes append migrations here."""
+
+
+@MIGRATIONS()
+def m002_coverage_from_history(db: Database) -> None:
+    """The coverage ledger (added to the shape above) filled from the events and fetches an
+    archive made before it already holds."""
+    rebuild_coverage(db)
 
 
 def open_db(path: str | Path) -> Database:
@@ -434,6 +472,7 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
                 t.origin or "crawl"
             ).startswith("import")
             if old["content_hash"] == digest and not superseding_import:
+                _note_stored(db, t, now, unchanged=True)
                 return SaveResult(event_id, "unchanged")
             old_content = json.loads(_old_content_json(db, old))
             changed = tuple(f for f in CONTENT_FIELDS if old_content.get(f) != content[f])
@@ -450,12 +489,14 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
             _insert(db, "events", row, conflict="id")
             _replace_children(db, t)
             _link_twin(db, t)
+            _note_stored(db, t, now)
             return SaveResult(event_id, "changed", revision, changed)
         row = _event_row(t, content, digest)
         row.update(first_seen_at=now, last_changed_at=None, revision_count=0)
         _insert(db, "events", row)
         _replace_children(db, t)
         _link_twin(db, t)
+        _note_stored(db, t, now)
         return SaveResult(event_id, "new")
 
 
@@ -703,6 +744,223 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# -- the coverage ledger -----------------------------------------------------------------------
+
+# A new observation replaces the state unless the state says more: stored > absent, not_event
+# (the site's answer) > refused, failed (ask again) > listed. A stored event that later answers
+# 404 stays stored (the content is kept); `answer` and `checked_at` say what was seen last.
+COVERAGE_RANK = {STORED: 5, ABSENT: 4, NOT_EVENT: 4, REFUSED: 2, FAILED: 2, LISTED: 1}
+
+
+def _note(
+    db: Database,
+    event_id: str,
+    state: str,
+    *,
+    at: str,
+    fetch_id: int | None = None,
+    run_id: str | None = None,
+    answer: str | None = None,
+    day: str | None = None,
+) -> None:
+    """Record one observation of `event_id` in the ledger (inside the caller's transaction)."""
+    lang, kremlin_id = urls.parse_event_key(event_id)
+    old = db.conn.execute("SELECT state FROM coverage WHERE id = ?", [event_id]).fetchone()
+    if old is None:
+        row = {
+            "id": event_id, "lang": lang, "kremlin_id": kremlin_id, "state": state,
+            "published_day": day, "answer": answer, "first_seen_at": at,
+            "checked_at": None if state == LISTED else at, "fetch_id": fetch_id,
+            "run_id": run_id,
+        }  # fmt: skip
+        _insert(db, "coverage", row)
+        return
+    if state == LISTED:  # no answer from the site: only the day it is listed under
+        db.conn.execute(
+            "UPDATE coverage SET published_day = coalesce(published_day, ?) WHERE id = ?",
+            [day, event_id],
+        )
+        return
+    keep = COVERAGE_RANK[old[0]] > COVERAGE_RANK[state]
+    db.conn.execute(
+        "UPDATE coverage SET state = ?, fetch_id = ?, run_id = ?, answer = ?, checked_at = ?, "
+        "published_day = coalesce(?, published_day) WHERE id = ?",
+        [
+            old[0] if keep else state,
+            fetch_id if not keep else _coverage_fetch(db, event_id),
+            run_id, answer, at, day, event_id,
+        ],
+    )  # fmt: skip
+
+
+def _coverage_fetch(db: Database, event_id: str) -> int | None:
+    row = db.conn.execute("SELECT fetch_id FROM coverage WHERE id = ?", [event_id]).fetchone()
+    return row[0] if row else None
+
+
+def _note_stored(db: Database, t: Transcript, now: str, *, unchanged: bool = False) -> None:
+    """The ledger says `stored` for an event just saved. An unchanged refetch writes nothing
+    once it does (its fetch row says when the event was confirmed)."""
+    if (
+        unchanged
+        and db.conn.execute(
+            "SELECT 1 FROM coverage WHERE id = ? AND state = ?", [t.event_id, STORED]
+        ).fetchone()
+    ):
+        return
+    answer = f"HTTP {t.status}" if t.status else (t.origin or "stored")
+    _note(
+        db, t.event_id, STORED, at=t.fetched_at or now, fetch_id=t.fetch_id, run_id=t.run_id,
+        answer=answer, day=t.published_at[:10],
+    )  # fmt: skip
+
+
+def note_coverage(
+    db: Database,
+    event_id: str,
+    state: str,
+    *,
+    at: str | None = None,
+    fetch_id: int | None = None,
+    run_id: str | None = None,
+    answer: str | None = None,
+    day: str | None = None,
+) -> None:
+    """Record what a fetch said about one event (`items.COVERAGE_STATES`): see
+    `COVERAGE_RANK` for which observation wins."""
+    if state not in COVERAGE_RANK:
+        raise ValueError(f"unknown coverage state {state!r}")
+    with db.atomic():
+        _note(
+            db, event_id, state, at=at or utc_stamp(), fetch_id=fetch_id, run_id=run_id,
+            answer=answer, day=day,
+        )  # fmt: skip
+
+
+def note_listed(
+    db: Database,
+    lang: str,
+    items: Iterable[tuple[int, str]],
+    *,
+    at: str | None = None,
+    fetch_id: int | None = None,
+    run_id: str | None = None,
+) -> int:
+    """Events named by a listing page or the feed: `listed` where the ledger knows nothing
+    yet, the day filled in where it has none. Returns how many were new to the ledger."""
+    at = at or utc_stamp()
+    new = 0
+    with db.atomic():
+        for kremlin_id, day in items:
+            key = urls.event_key(lang, kremlin_id)
+            new += db.conn.execute("SELECT 1 FROM coverage WHERE id = ?", [key]).fetchone() is None
+            _note(db, key, LISTED, at=at, fetch_id=fetch_id, run_id=run_id, day=day)
+    return new
+
+
+def coverage_of(db: Database, lang: str, first: int, last: int) -> dict[int, str]:
+    """kremlin_id -> state of the ledger's entries of `lang` with ids in first..last."""
+    return dict(
+        db.execute(
+            "SELECT kremlin_id, state FROM coverage WHERE lang = ? AND kremlin_id BETWEEN ? AND ?",
+            [lang, first, last],
+        ).fetchall()
+    )
+
+
+def id_days(db: Database) -> dict[int, str]:
+    """kremlin_id -> publication day (YYYY-MM-DD) of every event the archive holds or the
+    ledger has a day for, any language: the evidence id discovery works from."""
+    days: dict[int, str] = {}
+    for kremlin_id, day in db.execute(
+        "SELECT kremlin_id, published_day FROM coverage WHERE published_day IS NOT NULL "
+        "UNION ALL SELECT kremlin_id, substr(published_at, 1, 10) FROM events"
+    ):
+        days.setdefault(kremlin_id, day)
+    return days
+
+
+def coverage_bounds(db: Database, lang: str | None = None) -> tuple[int, int] | None:
+    """The smallest and largest id the ledger has an entry for (of `lang`), or None."""
+    where, params = ("WHERE lang = ?", [lang]) if lang and lang != "both" else ("", [])
+    row = db.execute(
+        f"SELECT min(kremlin_id), max(kremlin_id) FROM coverage {where}", params
+    ).fetchone()
+    return (row[0], row[1]) if row and row[0] is not None else None
+
+
+def coverage_counts(
+    db: Database, *, lang: str | None = None, first: int | None = None, last: int | None = None
+) -> dict[str, dict[str, int]]:
+    """lang -> state -> entries of the ledger, optionally for ids first..last."""
+    where, params = ["1 = 1"], []
+    if lang and lang != "both":
+        where.append("lang = ?")
+        params.append(lang)
+    if first is not None and last is not None:
+        where.append("kremlin_id BETWEEN ? AND ?")
+        params += [first, last]
+    counts: dict[str, dict[str, int]] = {}
+    for row_lang, state, n in db.execute(
+        f"SELECT lang, state, count(*) FROM coverage WHERE {' AND '.join(where)} "
+        "GROUP BY lang, state ORDER BY lang, state",
+        params,
+    ):
+        counts.setdefault(row_lang, {})[state] = n
+    return counts
+
+
+def id_range_of_days(db: Database, since: str | None, until: str | None) -> tuple[int, int] | None:
+    """The smallest and largest id the archive knows to be published in since..until (events
+    of either language and listed entries), or None."""
+    row = db.execute(
+        "SELECT min(kremlin_id), max(kremlin_id) FROM ("
+        "  SELECT kremlin_id, published_day AS day FROM coverage WHERE published_day IS NOT NULL"
+        "  UNION ALL SELECT kremlin_id, substr(published_at, 1, 10) AS day FROM events"
+        ") WHERE day >= coalesce(?, day) AND day <= coalesce(?, day)",
+        [since, until],
+    ).fetchone()
+    return (row[0], row[1]) if row and row[0] is not None else None
+
+
+def rebuild_coverage(db: Database) -> int:
+    """Fill the ledger from what the database already records -- events (stored) and the
+    fetches of event pages with their errors -- for an archive made before the ledger
+    existed. Entries already present are left as they are. Returns the entries added."""
+    before = db.execute("SELECT count(*) FROM coverage").fetchone()[0]
+    with db.atomic():
+        for event_id, published_at, fetched_at, fetch_id, origin in db.execute(
+            "SELECT id, published_at, fetched_at, fetch_id, origin FROM events "
+            "WHERE id NOT IN (SELECT id FROM coverage)"
+        ).fetchall():
+            _note(
+                db, event_id, STORED, at=fetched_at or utc_stamp(), fetch_id=fetch_id,
+                answer="HTTP 200" if fetch_id else origin, day=published_at[:10],
+            )  # fmt: skip
+        for fetch in _rows(
+            db,
+            "SELECT f.id, f.event_id, f.status, f.error, f.fetched_at, f.run_id, "
+            "(SELECT e.stage || ' ' || e.reason FROM errors e WHERE e.fetch_id = f.id "
+            " ORDER BY e.id DESC LIMIT 1) AS failure FROM fetches f "
+            "WHERE f.kind = 'event' AND f.event_id IS NOT NULL ORDER BY f.id",
+        ):
+            if not urls.EVENT_KEY.match(fetch["event_id"] or ""):
+                continue
+            stored = db.conn.execute(
+                "SELECT 1 FROM events WHERE id = ?", [fetch["event_id"]]
+            ).fetchone()
+            if stored:
+                continue
+            stage, _, reason = (fetch["failure"] or "").partition(" ")
+            answer = reason or fetch["error"] or f"HTTP {fetch['status']}"
+            state = coverage_state(stage, fetch["status"], reason or fetch["error"] or "")
+            _note(
+                db, fetch["event_id"], state, at=fetch["fetched_at"], fetch_id=fetch["id"],
+                run_id=fetch["run_id"], answer=answer[:200],
+            )  # fmt: skip
+    return db.execute("SELECT count(*) FROM coverage").fetchone()[0] - before
 
 
 def record_error(
@@ -977,12 +1235,22 @@ def stats_summary(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
     )
     totals = {
         table: db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
-        for table in ("events", "utterances", "tags", "fetches", "revisions", "runs", "errors")
+        for table in (
+            "events",
+            "utterances",
+            "tags",
+            "fetches",
+            "revisions",
+            "runs",
+            "errors",
+            "coverage",
+        )
     }
     return {
         "totals": totals,
         "years": list(years.values()),
         "tags": tags,
+        "coverage": coverage_counts(db),
         "runs": runs,
         "last_run_errors": last_run_errors,
     }

@@ -228,13 +228,67 @@ def fetch_record(
 
 @dataclass
 class CrawlError:
-    """Something that could not be fetched, parsed or stored; the store pipeline records it."""
+    """Something that could not be fetched, parsed or stored; the store pipeline records it
+    (and, for an event, what it says about the event in the coverage ledger)."""
 
     url: str | None
-    stage: str  # input | fetch | parse | validate | store
+    stage: str  # input | fetch | parse | validate | store | discovery
     reason: str
     status: int | None = None
     fetch_id: int | None = None
+    event_id: str | None = None  # the event asked for (ru-66419), when it was one
+
+
+@dataclass
+class Listed:
+    """Events a listing page or the feed names: (kremlin_id, publication day) in one language.
+    They enter the coverage ledger as `listed` until they are fetched."""
+
+    lang: str
+    items: list[tuple[int, str]]  # (kremlin_id, YYYY-MM-DD)
+    url: str
+    fetch_id: int | None = None
+
+
+@dataclass
+class Observed:
+    """What a fetch says of an event that is neither stored nor an error: e.g. its address
+    answers with another event's page (`not_event`). The store pipeline notes it in the
+    coverage ledger."""
+
+    event_id: str
+    state: str
+    answer: str
+    fetch_id: int | None = None
+
+
+# -- the coverage ledger: what the archive knows of each (language, id) ----------------------
+
+STORED, ABSENT, NOT_EVENT, REFUSED, FAILED, LISTED = (
+    "stored", "absent", "not_event", "refused", "failed", "listed"
+)  # fmt: skip
+COVERAGE_STATES = (STORED, ABSENT, NOT_EVENT, REFUSED, FAILED, LISTED)
+# Known answers: the id is accounted for. Refused, failed and listed are not (yet).
+ACCOUNTED = frozenset({STORED, ABSENT, NOT_EVENT})
+# Parse errors that mean "the site has no event page there" or "not an event page".
+_ABSENT_REASONS = ("not-found-page",)
+_NOT_EVENT_REASONS = (
+    "acts-page", "listing-page", "photos-tab", "videos-tab", "id-mismatch", "lang-mismatch",
+    "offsite",
+)  # fmt: skip
+
+
+def coverage_state(stage: str, status: int | None, reason: str) -> str:
+    """The ledger state an error of an event page stands for: `absent` (404, or the site's
+    404 page), `not_event` (another kind of page, another id, a redirect elsewhere),
+    `refused` (403/429), else `failed` (5xx, timeouts, cut-off or broken pages: ask again)."""
+    if status == 404 or reason.startswith(_ABSENT_REASONS):
+        return ABSENT
+    if reason.startswith(_NOT_EVENT_REASONS):
+        return NOT_EVENT
+    if status in (403, 429):
+        return REFUSED
+    return FAILED
 
 
 def http_failure_reason(status: int) -> str:

@@ -7,6 +7,8 @@
 800 StorePipeline     — upsert through db.py (one transaction per event) and `errors` rows for
                         CrawlError items (an event's CrawlError is counted as failed where it is
                         made, in spiders/base.py: listing and input errors are not events).
+900 CoveragePipeline  — the coverage ledger: what errors, redirects and listings say of each
+                        (language, id).
 
 Records arrive with their provenance set (`Transcript.set_provenance`, in the spider).
 """
@@ -17,7 +19,7 @@ from scrapy.exceptions import DropItem
 
 from . import db as dbmod
 from .crawl_run import CrawlRun, current_run
-from .items import CrawlError, Transcript, validation_problems
+from .items import CrawlError, Listed, Observed, Transcript, coverage_state, validation_problems
 
 # Optional fields whose absence is counted (not an error): a place is absent on calls and
 # statements, a lead on about half the pages.
@@ -82,4 +84,33 @@ class StorePipeline(_RunPipeline):
             run.record_error(url=item.url, stage="store", reason=repr(exc), fetch_id=item.fetch_id)
             raise DropItem(f"could not store {item.event_id}: {exc!r}") from exc
         self.stats.inc_value(f"kremlin/events/{result.outcome}")
+        return item
+
+
+class CoveragePipeline(_RunPipeline):
+    """What each answer says about its event in the coverage ledger (`db.note_coverage`):
+    an event's error (absent, not an event, refused, failed: `items.coverage_state`), an
+    address that answers with another event, and the events listings and the feed name.
+    Stored events are noted by `db.save_transcript` itself, in the event's transaction."""
+
+    def process_item(self, item):
+        run = self.run
+        if isinstance(item, CrawlError) and item.event_id:
+            state = coverage_state(item.stage, item.status, item.reason)
+            self.stats.inc_value(f"kremlin/coverage/{state}")
+            dbmod.note_coverage(
+                run.db, item.event_id, state, fetch_id=item.fetch_id, run_id=run.run_id,
+                answer=item.reason[:200],
+            )  # fmt: skip
+        elif isinstance(item, Observed):
+            self.stats.inc_value(f"kremlin/coverage/{item.state}")
+            dbmod.note_coverage(
+                run.db, item.event_id, item.state, fetch_id=item.fetch_id, run_id=run.run_id,
+                answer=item.answer,
+            )  # fmt: skip
+        elif isinstance(item, Listed):
+            new = dbmod.note_listed(
+                run.db, item.lang, item.items, fetch_id=item.fetch_id, run_id=run.run_id
+            )
+            self.stats.inc_value("kremlin/coverage/listed", new)
         return item

@@ -16,5 +16,6 @@ class Meta:
     LANG = "kremlin_lang"  # language of a listing or feed request
     FALLBACK_DAY = "kremlin_fallback_day"  # listing walk: the by-date day to re-enter at
     FALLBACK_TRIES = "kremlin_fallback_tries"  # listing walk: days gone back so far
+    PREVIOUS_PAGE = "kremlin_previous_page"  # listing walk: the page whose link led here
     BRAKE_ROUND = "kremlin_brake_round"  # the refusal brake's pause round at sending time
     FETCH = "kremlin_fetch"  # set by the recorder: the `fetches` row (with its id)

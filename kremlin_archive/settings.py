@@ -68,6 +68,7 @@ EXTENSIONS = {
 ITEM_PIPELINES = {
     "kremlin_archive.pipelines.ValidatePipeline": 200,
     "kremlin_archive.pipelines.StorePipeline": 800,
+    "kremlin_archive.pipelines.CoveragePipeline": 900,
 }
 
 # -- the project's own settings --------------------------------------------------------------

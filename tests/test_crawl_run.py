@@ -260,6 +260,12 @@ def test_a_closed_run_is_finished_with_its_counts(run, crawler):
         "field/place/missing": 2,
         "response_status_count/200": 3,
         "response_status_count/404": 1,
+        # the window (none: the stats above were set by hand, no event was asked for)
+        "ids_window": 0,
+        "ids_unaccounted": 0,
+        "window_short": None,
+        "gaps": {},
+        "listings_untrusted": None,
     }
 
 
@@ -278,9 +284,37 @@ def test_the_close_reason_gives_the_run_its_status(run, reason, status):
     assert (row["status"], row["finish_reason"]) == (status, reason)
 
 
-def test_a_finished_walk_that_could_not_go_on_is_incomplete(run, crawler):
-    crawler.stats.set_value("kremlin/walk_incomplete", LISTING_URL)
-    assert close(run)["status"] == "incomplete"
+def test_a_finished_run_whose_window_is_not_accounted_for_is_incomplete(run, crawler):
+    """Three ids of the window: one stored, one absent (404), one failed (503) -- the last
+    keeps the run from being finished, and the counts say which."""
+    spider = crawler.spider
+    for kremlin_id in (63016, 63017, 63018):
+        spider._window["en"].add(kremlin_id)
+    dbmod.save_transcript(
+        run.db,
+        make_transcript(
+            kremlin_id=63017,
+            lang="en",
+            url="http://en.kremlin.ru/events/president/news/63017",
+            status=200,
+        ),
+    )
+    dbmod.note_coverage(run.db, "en-63016", "absent", answer="not found (HTTP 404)")
+    dbmod.note_coverage(run.db, "en-63018", "failed", answer="HTTP 503 after 3 retries")
+    row = close(run)
+    counts = json.loads(row["counts"])
+    assert row["status"] == "incomplete"
+    assert (counts["ids_window"], counts["ids_unaccounted"]) == (3, 1)
+    assert counts["gaps"] == {"en": {"failed": "63018"}}
+
+
+def test_a_window_the_listings_could_not_give_is_incomplete(run, crawler):
+    spider = crawler.spider
+    spider.discover = "listings"
+    spider.untrusted = f"the listing walk could not get past {LISTING_URL}"
+    row = close(run)
+    assert row["status"] == "incomplete"
+    assert json.loads(row["counts"])["window_short"].startswith("listings are not trusted")
 
 
 def test_counts_add_up_with_the_events_a_stopped_run_never_answered(run, crawler):

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from kremlin_archive import db as dbmod
 from kremlin_archive import parsing, urls
 from kremlin_archive.crawl_run import current_run
-from kremlin_archive.items import CrawlError, Transcript
+from kremlin_archive.items import CrawlError, Listed, Observed, Transcript
 from kremlin_archive.middlewares import FetchRecorderMiddleware
 from kremlin_archive.request_meta import Meta
 from kremlin_archive.spiders.base import failure_error
@@ -93,9 +93,12 @@ def listing(url: str, lang: str = "en", fallback_day=None, tries: int = 0) -> tu
 
 
 def described(outputs) -> list:
-    """Requests as comparable tuples (see `event`, `listing`); items as they are."""
+    """Requests as comparable tuples (see `event`, `listing`); items as they are, but for the
+    Listed items every listing and the feed yields for the coverage ledger (`listed_of`)."""
     found = []
     for output in outputs:
+        if isinstance(output, Listed):
+            continue
         if not isinstance(output, Request):
             found.append(output)
             continue
@@ -111,6 +114,11 @@ def described(outputs) -> list:
         else:
             found.append((kind, output.url, meta[Meta.LANG]))
     return found
+
+
+def listed_of(outputs) -> list[tuple[str, list[int]]]:
+    """The Listed items among `outputs`: (lang, ids)."""
+    return [(o.lang, [i for i, _ in o.items]) for o in outputs if isinstance(o, Listed)]
 
 
 def listing_response(url: str, page, *, lang="en", fallback_day=None, tries=0):
@@ -227,6 +235,7 @@ def test_the_sites_404_page_served_with_200_is_a_parse_error(urls_spider):
             reason="not-found-page: the site's 404 page (Ошибка 404 / PAGE NOT FOUND)",
             status=200,
             fetch_id=7,
+            event_id="ru-43577",
         )
     ]
     assert urls_spider.crawler.stats.get_value("kremlin/events/failed") == 1
@@ -243,10 +252,12 @@ def test_another_events_page_at_the_url_is_a_parse_error(urls_spider):
 def test_a_redirect_to_another_event_page_is_followed(urls_spider):
     request = urls_spider.event_request(urls.event_ref("en", 63020))
     response = answered(urls_spider, request, "en_news_63017.html", url=EVENT_URL)
-    [transcript] = urls_spider.parse_event(response)
+    observed, transcript = urls_spider.parse_event(response)
     assert (transcript.event_id, transcript.source_url, transcript.final_url) == (
         "en-63017", f"{EN}/63020", EVENT_URL,
     )  # fmt: skip
+    # The address asked for is accounted for: it answers with another event.
+    assert observed == Observed("en-63020", "not_event", "redirected to en-63017", None)
 
 
 def http_failure(request: Request, status: int, retries: int = 0, fetch_id: int = 5) -> Failure:
@@ -264,7 +275,12 @@ def test_event_failed_turns_an_error_status_into_a_crawl_error(urls_spider):
     request = urls_spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
     assert list(urls_spider.event_failed(http_failure(request, 404))) == [
         CrawlError(
-            url=COPY_URL, stage="fetch", reason="not found (HTTP 404)", status=404, fetch_id=5
+            url=COPY_URL,
+            stage="fetch",
+            reason="not found (HTTP 404)",
+            status=404,
+            fetch_id=5,
+            event_id="en-63017",
         )
     ]
     assert urls_spider.crawler.stats.get_value("kremlin/events/failed") == 1
@@ -501,19 +517,34 @@ def test_a_refused_listing_page_is_not_walked_around(crawler_for, status):
     assert spider.crawler.stats.get_value("kremlin/walk_incomplete") is None
 
 
-def test_the_first_listing_page_failing_leaves_the_walk_incomplete(crawler_for):
+def test_the_first_listing_page_failing_ends_trust_in_the_listings(crawler_for):
     spider = kremlin(crawler_for, lang="en")
-    [error] = spider.listing_failed(listing_failure(EN, 404))
+    error, distrust = spider.listing_failed(listing_failure(EN, 404))
     assert error.reason == "not found (HTTP 404)"
     assert spider.crawler.stats.get_value("kremlin/walk_incomplete") == EN
+    assert (distrust.stage, distrust.reason, distrust.url) == (
+        "discovery", f"the listing walk could not get past {EN}", EN,
+    )  # fmt: skip
+    assert spider.untrusted == distrust.reason and spider.wants_id_walk()
 
 
 def test_the_walk_gives_up_after_two_weeks_of_missing_days(crawler_for):
     spider = kremlin(crawler_for, lang="en")
     url = f"{EN}/by-date/29.07.2020"
     failure = listing_failure(url, 404, fallback_day=dt.date(2020, 7, 28), tries=14)
-    assert [type(o) for o in spider.listing_failed(failure)] == [CrawlError]
+    outputs = list(spider.listing_failed(failure))
+    assert [(type(o), o.stage) for o in outputs] == [
+        (CrawlError, "fetch"),
+        (CrawlError, "discovery"),
+    ]
     assert spider.crawler.stats.get_value("kremlin/walk_incomplete") == url
+
+
+def test_with_listings_only_a_walk_that_cannot_go_on_leaves_the_window_short(crawler_for):
+    spider = kremlin(crawler_for, lang="en", discover="listings")
+    list(spider.listing_failed(listing_failure(EN, 404)))
+    assert not spider.wants_id_walk()
+    assert spider.window_complete().startswith("listings are not trusted")
 
 
 def test_a_hole_before_the_days_asked_for_is_not_walked_around(crawler_for):
@@ -530,7 +561,9 @@ def test_refresh_ends_the_walk_at_a_page_that_lists_nothing_new(crawler_for):
     spider = kremlin(crawler_for, lang="en", mode="refresh")
     for kremlin_id, (title, published_at) in listed_titles(PAGE2, f"{EN}/page/2").items():
         store(spider, kremlin_id, title, published_at)
-    assert list(spider.parse_listing(listing_response(f"{EN}/page/2", PAGE2))) == []
+    outputs = list(spider.parse_listing(listing_response(f"{EN}/page/2", PAGE2)))
+    assert described(outputs) == []
+    assert listed_of(outputs) == [("en", PAGE2_IDS)]  # the ledger hears of them all the same
 
 
 def test_refresh_asks_again_for_a_retitled_event(crawler_for):

@@ -65,6 +65,9 @@ In tests
         "redirect"                     302 (or `status`) to `location`
         "huge"                         200 with a generated body of `size` bytes; with
                                        content_length=False no Content-Length (read to close)
+        "alias"                        the page of the URL `to` instead (a lying listing: every
+                                       page/N answering with page 1, as the live site since
+                                       2026, SITE.md §9)
 
     Every request is logged (`.log`, `.requests_for()`, `.count()`, and the JSON-lines file):
     method, URL, status, body bytes sent, fault kind, request headers of interest, time.
@@ -119,7 +122,9 @@ LOGGED_HEADERS = (
     "Referer",
     "Cache-Control",
 )
-FAULT_KINDS = ("refuse", "slow", "reset", "short", "invalid-utf8", "shell404", "redirect", "huge")
+FAULT_KINDS = (
+    "refuse", "slow", "reset", "short", "invalid-utf8", "shell404", "redirect", "huge", "alias",
+)  # fmt: skip
 _FAULT_PARAMS: dict[str, set[str]] = {
     "status": {"retry_after", "body"},
     "refuse": {"body"},
@@ -130,6 +135,7 @@ _FAULT_PARAMS: dict[str, set[str]] = {
     "shell404": {"path", "body", "status"},
     "redirect": {"location", "status"},
     "huge": {"size", "content_length"},
+    "alias": {"to"},
 }
 _HOST = re.compile(
     r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -699,6 +705,8 @@ class ReplayServer:
             raise TypeError("fault 'redirect' needs location=")
         if kind == "huge" and "size" not in params:
             raise TypeError("fault 'huge' needs size=")
+        if kind == "alias" and "to" not in params:
+            raise TypeError("fault 'alias' needs to= (the URL whose page is served instead)")
         fault = Fault(url_or_regex, kind, times=times, after=after, params=params)
         with self._lock:
             self._faults.append(fault)
@@ -876,6 +884,8 @@ class ReplayServer:
             size, content_length = int(params["size"]), params.get("content_length", True)
             return self._send_huge(h, entry, size, content_length, head)
 
+        if kind == "alias":  # another URL's page, as a listing that lies serves page 1
+            key, kind = _url_key(str(params["to"])), None
         page = self._resolve(key)
         if page is None:
             page = Page(_small_html(404, f"Not in the capture: {url}"), status=404)

@@ -9,7 +9,10 @@ The SQLite file is an index over the WARC files: `reparse` walks every capture i
   revision history is rebuilt too;
 - for an event it does hold, parses only its latest capture: on a database built by a crawl
   with the same parser that changes nothing; after a parser change, `db.save_transcript` keeps
-  the previous content as a revision (with its parser version) and records what changed.
+  the previous content as a revision (with its parser version) and records what changed;
+- rebuilds the coverage ledger: every event answer (stored; 404 or the site's 404 page:
+  absent; another kind of page: not an event; 403/429: refused; other errors: failed) and
+  every event a captured listing page or feed names (listed).
 
 A damaged record (truncated file, corrupt member) is reported in `errors` (stage 'warc') and
 skipped; everything readable is rebuilt.
@@ -25,7 +28,8 @@ from sqlite_utils import Database
 
 from .. import db as dbmod
 from .. import parsing, urls, warc
-from ..items import fetch_record
+from ..discovery import listing_position
+from ..items import coverage_state, fetch_record, http_failure_reason
 from ..timestamps import utc_stamp
 
 EVENT_STATUSES = (200,)
@@ -108,6 +112,12 @@ def reparse(
             db, run_id=run_id, url=f"{filename}#{offset}", stage="warc", reason=reason
         )
 
+    def note(event_id: str, state: str, fetch: dict, answer: str) -> None:
+        dbmod.note_coverage(
+            db, event_id, state, at=fetch["fetched_at"], fetch_id=fetch["id"], run_id=run_id,
+            answer=answer[:200],
+        )  # fmt: skip
+
     def save(capture: warc.Capture, fetch: dict) -> None:
         try:
             transcript = parsing.parse_event(capture.body, capture.url)
@@ -122,6 +132,9 @@ def reparse(
                 status=capture.status,
                 fetch_id=fetch["id"],
             )
+            ref = _event_ref(capture.url)
+            if ref is not None:
+                note(ref.key, coverage_state("parse", capture.status, str(exc)), fetch, str(exc))
             return
         transcript.set_provenance(
             fetch,
@@ -134,6 +147,24 @@ def reparse(
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
+    def listed(capture: warc.Capture, fetch: dict) -> None:
+        """A listing page or the feed: the events it names enter the ledger as listed."""
+        lang = urls.lang_of_host(capture.url)
+        if lang is None or capture.status != 200:
+            return
+        try:
+            if capture.url.rstrip("/").endswith("/feed"):
+                entries = parsing.parse_feed(capture.body, capture.url)
+                items = [(e.kremlin_id, e.published[:10]) for e in entries if e.kremlin_id]
+            elif listing_position(capture.url)[0] != "other":
+                listing = parsing.parse_listing(capture.body, capture.url)
+                items = [(i.kremlin_id, i.published_at[:10]) for i in listing.items]
+            else:
+                return
+        except parsing.ParseError:
+            return  # the crawl recorded why; nothing to list
+        dbmod.note_listed(db, lang, items, at=fetch["fetched_at"], fetch_id=fetch["id"])
+
     for capture in warc.iter_captures(warc_dir, on_error=on_error):
         result.captures += 1
         if progress:
@@ -145,7 +176,13 @@ def reparse(
             fetch = _fetch_row(capture, ref, run_id)
             fetch["id"] = dbmod.record_fetch(db, fetch)
             result.fetches_added += 1
-        if ref is None or capture.status not in EVENT_STATUSES:
+        if ref is None:
+            listed(capture, fetch)
+            continue
+        if capture.status not in EVENT_STATUSES:
+            if capture.status >= 400:  # 3xx: the answer came at the address redirected to
+                reason = http_failure_reason(capture.status)
+                note(ref.key, coverage_state("fetch", capture.status, reason), fetch, reason)
             continue
         event_id = ref.key
         if event_id in existing:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+from collections import defaultdict
 
 import scrapy
 from scrapy.exceptions import (
@@ -27,9 +28,11 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutError
 from twisted.web.client import ResponseFailed
 
+from .. import db as dbmod
 from .. import parsing, urls
 from ..crawl_run import CrawlRun, current_run
-from ..items import CrawlError, http_failure_reason
+from ..discovery import id_runs
+from ..items import ACCOUNTED, NOT_EVENT, CrawlError, Observed, http_failure_reason
 from ..request_meta import Meta
 
 ALLOWED_DOMAINS = ["kremlin.ru", "en.kremlin.ru"]
@@ -60,6 +63,11 @@ def parse_flag(value) -> bool:
 
 class EventSpider(scrapy.Spider):
     allowed_domains = ALLOWED_DOMAINS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The run's window: the (language, id) pairs it answers for (`coverage_gaps`).
+        self._window: dict[str, set[int]] = defaultdict(set)
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -105,24 +113,32 @@ class EventSpider(scrapy.Spider):
             "status": response.status,
             **response.meta.get(Meta.FETCH, {}),
         }
+        ref = urls.EventURL(*response.meta[Meta.REF])
         if response.status == 304:
             self.crawler.stats.inc_value("kremlin/events/not_modified")
+            self.event_answered(ref, None)
             return
-        ref = urls.EventURL(*response.meta[Meta.REF])
         # A redirect to another event page is followed; anything else keeps the requested id.
         url = response.url if urls.is_event_url(response.url) else ref.url
         try:
             transcript = parsing.parse_event(response.body, url)
         except parsing.ParseError as exc:
             self.crawler.stats.inc_value("kremlin/events/failed")
+            self.event_answered(ref, None)
             yield CrawlError(
                 url=response.url,
                 stage="parse",
                 reason=f"{exc.reason}: {exc.message}",
                 status=response.status,
                 fetch_id=fetch.get("id"),
+                event_id=ref.key,
             )
             return
+        self.event_answered(ref, dt.date.fromisoformat(transcript.published_at[:10]))
+        if transcript.event_id != ref.key:  # the id is another event's address
+            yield Observed(
+                ref.key, NOT_EVENT, f"redirected to {transcript.event_id}", fetch.get("id")
+            )
         run = self.run
         yield transcript.set_provenance(
             fetch,
@@ -135,7 +151,41 @@ class EventSpider(scrapy.Spider):
     def event_failed(self, failure):
         request = failure.request
         self.crawler.stats.inc_value("kremlin/events/failed")
+        if Meta.REF in request.meta:
+            self.event_answered(urls.EventURL(*request.meta[Meta.REF]), None)
         yield failure_error(failure, request.meta.get(Meta.SOURCE_URL, request.url))
+
+    def event_answered(self, ref: urls.EventURL, day: dt.date | None) -> None:
+        """Hook: an event request of this run has its answer (`day`: the event's, or None)."""
+
+    # -- the end: is every id of the window accounted for? -------------------------------------
+
+    def coverage_gaps(self) -> dict[str, dict[str, list[int]]]:
+        """lang -> state ('unknown' for no ledger entry) -> the ids of the run's window that
+        the coverage ledger does not account for (stored, absent, not an event)."""
+        run = self.run
+        gaps: dict[str, dict[str, list[int]]] = {}
+        if not run or not run.db:
+            return gaps
+        for lang, ids in sorted(self._window.items()):
+            for first, last in id_runs(ids):
+                states = dbmod.coverage_of(run.db, lang, first, last)
+                for kremlin_id in range(first, last + 1):
+                    state = states.get(kremlin_id)
+                    if state not in ACCOUNTED:
+                        gaps.setdefault(lang, {}).setdefault(state or "unknown", []).append(
+                            kremlin_id
+                        )
+        return gaps
+
+    def window_size(self) -> int:
+        """(language, id) pairs in the run's window."""
+        return sum(len(ids) for ids in self._window.values())
+
+    def window_complete(self) -> str | None:
+        """Why the window falls short of what was asked for whatever the ledger says (e.g.
+        listings that lie), or None."""
+        return None
 
 
 def failure_error(failure, url: str) -> CrawlError:
@@ -154,7 +204,14 @@ def failure_error(failure, url: str) -> CrawlError:
         retries = response.meta.get("retry_times", 0)
         if retries:
             reason += f" after {retries} {'retry' if retries == 1 else 'retries'}"
-        return CrawlError(url=url, stage="fetch", reason=reason, status=status, fetch_id=fetch_id)
+        return CrawlError(
+            url=url,
+            stage="fetch",
+            reason=reason,
+            status=status,
+            fetch_id=fetch_id,
+            event_id=request.meta.get(Meta.EVENT_ID),
+        )
     status = None
     if failure.check(DownloadTimeoutError, TimeoutError, TCPTimedOutError):
         reason = f"timeout: {message}"
@@ -177,5 +234,10 @@ def failure_error(failure, url: str) -> CrawlError:
     else:
         reason = f"{failure.type.__name__}: {message}"
     return CrawlError(
-        url=url, stage="fetch", reason=reason.strip()[:500], status=status, fetch_id=fetch_id
+        url=url,
+        stage="fetch",
+        reason=reason.strip()[:500],
+        status=status,
+        fetch_id=fetch_id,
+        event_id=request.meta.get(Meta.EVENT_ID),
     )

@@ -1,20 +1,40 @@
-"""`kremlin`: walk the news listings of kremlin.ru and/or en.kremlin.ru and follow every event.
+"""`kremlin`: archive the events of kremlin.ru and/or en.kremlin.ru of a window of days (or of
+ids), found through the news listings when they can be trusted and by walking ids when not.
 
     scrapy crawl kremlin -a lang=en -a since=2020-03-01 -a until=2020-03-31
+    scrapy crawl kremlin -a lang=en -a ids=62888-63088,63100
+    scrapy crawl kremlin -a lang=en -a since=2020-03-01 -a until=2020-03-31 -a discover=ids
     scrapy crawl kremlin -a mode=refresh -a recheck_days=7 -a missing_days=7
 
-Full mode (default) walks newest to oldest, entering at `by-date/DD.MM.YYYY` for `until` (the
-site's stable entry point: `page/N` shifts as news arrives) and stopping after the first
-listing page that reaches items older than `since`. Events already in the archive are not
-fetched again unless `-a refetch=1` — so an interrupted backfill (Ctrl-C, SIGTERM, even
-SIGKILL) resumes where it stopped: the archive itself is the frontier. The next run re-reads
-the listing pages (one request per 20 events; they cannot be skipped safely, because `page/N`
-shifts as news arrives and only a listing says which events exist) and fetches only the events
-that are not stored yet. Listed events that answered 404 are asked for again by a full crawl.
+Discovery (`-a discover=auto`, the default) walks the listings newest to oldest, entering at
+`by-date/DD.MM.YYYY` for `until` (the site's stable entry point: `page/N` shifts as news
+arrives) and stopping after the first listing page that reaches items older than `since`.
+Every page is checked (`discovery.ListingCheck`): a page that answers for another page number,
+a by-date page whose items do not reach its day, items that run forward in time or repeat an
+earlier page's beyond the shift news causes -- a lying listing, as the live site has been
+reported to give since 2026 (SITE.md §9). A lie is recorded (`errors`, stage 'discovery', the
+evidence in the reason), listings are not trusted for the rest of the run, and the window is
+walked by id instead (`discovery.IdWalk`: its id range from the archive's own (id, day)
+pairs, the listing items and feed entries seen, and probes). A listing walk that cannot get
+past a missing page (see below) falls back to the id walk the same way. `-a discover=ids`
+walks ids from the start; `-a discover=listings` never does (a lie then leaves the run
+incomplete); `-a ids=…` walks exactly those ids.
+
+Events already in the archive are not fetched again unless `-a refetch=1` -- so an
+interrupted backfill (Ctrl-C, SIGTERM, even SIGKILL) resumes where it stopped: the archive
+itself is the frontier. An id walk also skips ids the coverage ledger already accounts for
+(stored, absent, not an event). Listed events that answered 404 are asked for again by a
+listing walk.
 
 A listing page that cannot be fetched (the capture is partial; the live site has gaps) is
 recorded and the walk re-enters through the by-date page of the oldest day seen so far, going
 back a day at a time, so that one hole does not end a backfill.
+
+**The window and honest endings.** A run's window is the set of (language, id) it answers
+for: the listed events of its days (listing walk), the id range walked, or the ids given. At
+the end every one of them must be accounted for in the coverage ledger -- stored, absent (404
+or the site's 404 page) or not an event page; otherwise the run is `incomplete` and says how
+many ids are not (`coverage_gaps`).
 
 Refresh mode reads the Atom feed first, then listing pages from the newest, and stops after
 the first listing page that lists nothing new or changed (one page of overlap). "New" is an
@@ -22,6 +42,8 @@ event not in the archive; "changed" one whose listed title differs from the stor
 also re-checks the events published in the last `recheck_days` days to catch edits, with
 conditional requests (If-None-Match / If-Modified-Since) where the previous fetch had an ETag or
 Last-Modified; a 304 or an identical payload adds a fetch row (and a WARC record) and nothing else.
+When its listings lie, a refresh walks the ids from the walk's floor (below) to beyond the
+feed's newest.
 
 * The recheck window ends at the site's newest publication date, not at the wall clock: the
   newest entry of the feed (or, when the feed cannot be read, the newest event of this language
@@ -42,18 +64,20 @@ Last-Modified; a 304 or an identical payload adds a fetch row (and a WARC record
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
 import scrapy
+from scrapy import signals
+from scrapy.exceptions import DontCloseSpider
 
 from .. import db as dbmod
-from .. import parsing, urls
-from ..items import CrawlError
+from .. import discovery, parsing, urls
+from ..items import ACCOUNTED, CrawlError, Listed
 from ..request_meta import Meta
+from ..timestamps import moscow_today, utc_stamp
 from .base import EventSpider, failure_error, parse_day, parse_flag, parse_langs
 
-MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
 LISTING_FALLBACK_DAYS = 14
+DISCOVERY = ("auto", "listings", "ids")
 
 
 class KremlinSpider(EventSpider):
@@ -68,6 +92,8 @@ class KremlinSpider(EventSpider):
         recheck_days: str | int = 7,
         missing_days: str | int = 7,
         refetch: str | bool = False,
+        discover: str = "auto",
+        ids: str | None = None,
         *args,
         **kwargs,
     ):
@@ -92,6 +118,18 @@ class KremlinSpider(EventSpider):
         except ValueError:
             raise ValueError(f"-a missing_days={missing_days!r}: expected a number") from None
         self.refetch = parse_flag(refetch)
+        if discover not in DISCOVERY:
+            raise ValueError(f"-a discover={discover!r}: expected auto, listings or ids")
+        self.discover = discover
+        self.ids = ids
+        self.id_list: list[int] | None = None
+        if ids not in (None, ""):
+            if since or until or mode == "refresh":
+                raise ValueError("-a ids=… names the window itself: no since, until or refresh")
+            try:
+                self.id_list = discovery.parse_id_ranges(str(ids))
+            except ValueError as exc:
+                raise ValueError(f"-a ids: {exc}") from None
         # Ids considered / requested in this run (each event is requested at most once per run).
         self._seen: dict[str, set[int]] = {lang: set() for lang in self.langs}
         self._requested: dict[str, set[int]] = {lang: set() for lang in self.langs}
@@ -99,6 +137,23 @@ class KremlinSpider(EventSpider):
         self._missing: dict[str, set[int]] = {}
         self._floor: dict[str, dt.date | None] = {}
         self._visited_pages: set[tuple[str, int]] = set()
+        # Discovery: the listing checks, why listings are not trusted (if so), the evidence
+        # this run saw, the id walk and the answers it waits for.
+        self._checks = {lang: discovery.ListingCheck() for lang in self.langs}
+        self.untrusted: str | None = None
+        self._days: dict[int, dt.date] = {}
+        self._newest: int | None = None
+        self._feeds_pending: set[str] = set()
+        self._feeds_read: set[str] = set()
+        self.walk: discovery.IdWalk | None = None
+        self._answers: dict[int, dict[str, dt.date | None]] = {}
+        self._asked: dict[int, set[str]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.idle, signal=signals.spider_idle)
+        return spider
 
     # -- archive state (read through db.py) -------------------------------------------------
 
@@ -117,30 +172,47 @@ class KremlinSpider(EventSpider):
                 self._missing[lang] = set()
             else:
                 cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.missing_days)
-                self._missing[lang] = dbmod.recently_missing_events(
-                    run.db, lang, cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
-                )
+                self._missing[lang] = dbmod.recently_missing_events(run.db, lang, utc_stamp(cutoff))
         return self._missing[lang]
 
     # -- start -------------------------------------------------------------------------------
 
     async def start(self):
+        if self.id_list is not None:
+            self.logger.info("walking %d given ids", len(self.id_list))
+            for request in self.id_requests(self.id_list):
+                yield request
+            return
         for lang in self.langs:
-            if self.mode == "refresh":
-                # The feed first: its newest entry anchors the recheck window, and the rechecks
-                # and listing page 1 follow from parse_feed (or feed_failed).
-                yield scrapy.Request(
-                    urls.feed_url(lang),
-                    callback=self.parse_feed,
-                    errback=self.feed_failed,
-                    meta={Meta.KIND: "feed", Meta.LANG: lang},
-                )
+            if self.mode == "refresh" or self.discover == "ids":
+                # The feed first: in refresh its newest entry anchors the recheck window (the
+                # rechecks and listing page 1 follow from parse_feed or feed_failed); for an id
+                # walk it says which ids exist at the top.
+                yield self.feed_request(lang)
             elif self.until_day:
                 yield self.listing_request(lang, urls.by_date_url(lang, self.until_day))
             else:
                 yield self.listing_request(lang, urls.listing_url(lang, 1))
 
-    def listing_request(self, lang: str, url: str, *, fallback_day: dt.date | None = None, tries=0):
+    def feed_request(self, lang: str) -> scrapy.Request:
+        self._feeds_pending.add(lang)
+        self._feeds_read.add(lang)
+        return scrapy.Request(
+            urls.feed_url(lang),
+            callback=self.parse_feed,
+            errback=self.feed_failed,
+            meta={Meta.KIND: "feed", Meta.LANG: lang},
+        )
+
+    def listing_request(
+        self,
+        lang: str,
+        url: str,
+        *,
+        fallback_day: dt.date | None = None,
+        tries=0,
+        previous: int | None = None,
+    ):
         return scrapy.Request(
             url,
             callback=self.parse_listing,
@@ -150,6 +222,7 @@ class KremlinSpider(EventSpider):
                 Meta.LANG: lang,
                 Meta.FALLBACK_DAY: fallback_day,
                 Meta.FALLBACK_TRIES: tries,
+                Meta.PREVIOUS_PAGE: previous,
             },
         )
 
@@ -163,7 +236,7 @@ class KremlinSpider(EventSpider):
             anchor = dt.date.fromisoformat(newest) if newest else None
         if anchor is None:
             return None
-        return min(anchor, dt.datetime.now(MOSCOW).date())
+        return min(anchor, moscow_today())
 
     def recheck_requests(self, lang: str, anchor: dt.date | None):
         """Events published in the `recheck_days` days ending on `anchor`, re-requested
@@ -183,8 +256,11 @@ class KremlinSpider(EventSpider):
             yield self.event_request(urls.event_ref(lang, kremlin_id), conditional=True)
 
     def after_feed(self, lang: str, feed_day: dt.date | None):
-        """Refresh, once the feed is read (or failed): the walk's floor, rechecks, then
-        listing page 1."""
+        """Once the feed is read (or failed). Refresh: the walk's floor, rechecks, then
+        listing page 1. An id walk starts when every feed is in (`idle`)."""
+        self._feeds_pending.discard(lang)
+        if self.mode != "refresh":
+            return
         run = self.run
         newest = dbmod.newest_published_day(run.db, lang) if run and run.db else None
         base = dt.date.fromisoformat(newest) if newest else feed_day
@@ -205,13 +281,25 @@ class KremlinSpider(EventSpider):
             yield from self.after_feed(lang, None)
             return
         # The feed's date part is Moscow local time (only its offset label is wrong, SITE.md §5).
-        days = [d for d in (parsing_day(e.published) for e in entries) if d]
+        listed = [
+            (e.kremlin_id, day)
+            for e in entries
+            if e.kremlin_id is not None and (day := parsing_day(e.published))
+        ]
+        yield from self.seen_listed(lang, listed, response)
+        if listed:
+            self._newest = max(self._newest or 0, max(i for i, _ in listed))
+        days = [day for _, day in listed]
         yield from self.after_feed(lang, max(days) if days else None)
+        if self.mode != "refresh":
+            return
         for entry in entries:
             if entry.kremlin_id is None:
                 continue
             day = parsing_day(entry.published)
-            _wanted, request = self.consider(lang, entry.kremlin_id, entry.title, day)
+            wanted, request = self.consider(lang, entry.kremlin_id, entry.title, day)
+            if wanted:
+                self._window[lang].add(entry.kremlin_id)
             if request is not None:
                 yield request
 
@@ -220,6 +308,19 @@ class KremlinSpider(EventSpider):
         yield failure_error(failure, failure.request.url)
         yield from self.after_feed(failure.request.meta[Meta.LANG], None)
 
+    def seen_listed(self, lang: str, listed: list[tuple[int, dt.date]], response):
+        """Events a listing or the feed names: evidence of (id, day) for an id walk, and
+        `listed` entries of the coverage ledger."""
+        for kremlin_id, day in listed:
+            self._days.setdefault(kremlin_id, day)
+        if listed:
+            yield Listed(
+                lang=lang,
+                items=[(i, day.isoformat()) for i, day in listed],
+                url=response.url,
+                fetch_id=response.meta.get(Meta.FETCH, {}).get("id"),
+            )
+
     def parse_listing(self, response):
         lang = response.meta[Meta.LANG]
         try:
@@ -227,6 +328,16 @@ class KremlinSpider(EventSpider):
         except parsing.ParseError as exc:
             yield self.parse_failure(response, exc)
             yield from self.walk_around(response.request, response.url)
+            return
+        items = [(i.kremlin_id, dt.date.fromisoformat(i.published_at[:10])) for i in listing.items]
+        yield from self.seen_listed(lang, items, response)
+        if self.untrusted is not None:
+            return  # a page requested before the lie was found: evidence only
+        lie = self._checks[lang].check(
+            response.url, listing.page, items, previous=response.meta.get(Meta.PREVIOUS_PAGE)
+        )
+        if lie is not None:
+            yield self.distrust(f"lying listing: {lie}", response)
             return
         fallback_day = response.meta.get(Meta.FALLBACK_DAY)
         tries = response.meta.get(Meta.FALLBACK_TRIES, 0)
@@ -254,6 +365,8 @@ class KremlinSpider(EventSpider):
                 continue
             self.crawler.stats.inc_value("kremlin/events/listed")
             wanted, request = self.consider(lang, item.kremlin_id, item.title, day)
+            if wanted or self.mode == "full":
+                self._window[lang].add(item.kremlin_id)
             # New or changed counts even if the feed already asked for it: a page full of
             # the feed's new events must not end the walk.
             fresh += wanted
@@ -265,7 +378,9 @@ class KremlinSpider(EventSpider):
             self.logger.info("refresh: %s lists nothing new, stopping the walk", response.url)
             return
         if listing.older_url:
-            yield self.listing_request(lang, listing.older_url, fallback_day=oldest)
+            yield self.listing_request(
+                lang, listing.older_url, fallback_day=oldest, previous=listing.page
+            )
 
     def consider(self, lang: str, kremlin_id: int, title: str | None, day: dt.date | None):
         """(wanted, request) for a listed event published on `day`. Wanted: not in the archive
@@ -309,7 +424,10 @@ class KremlinSpider(EventSpider):
     def walk_around(self, request, url: str):
         """A listing page that is missing (404), failed after its retries, or does not parse:
         re-enter through the by-date page of the oldest day seen, a day further back each time.
-        If that is impossible the walk ends early, and the run says so ('incomplete')."""
+        If that is impossible the listings cannot be followed: the window is walked by id
+        (unless -a discover=listings: then the run ends 'incomplete')."""
+        if self.untrusted is not None:
+            return
         lang = request.meta[Meta.LANG]
         day = request.meta.get(Meta.FALLBACK_DAY)
         tries = request.meta.get(Meta.FALLBACK_TRIES, 0)
@@ -318,6 +436,7 @@ class KremlinSpider(EventSpider):
         if day is None or tries >= LISTING_FALLBACK_DAYS:
             self.logger.error("the listing walk ends early at %s (no way around it)", url)
             self.crawler.stats.set_value("kremlin/walk_incomplete", url)
+            yield self.distrust(f"the listing walk could not get past {url}", None, url=url)
             return
         self.crawler.stats.inc_value("kremlin/listing/fallbacks")
         yield self.listing_request(
@@ -335,6 +454,166 @@ class KremlinSpider(EventSpider):
             status=response.status,
             fetch_id=response.meta.get(Meta.FETCH, {}).get("id"),
         )
+
+    # -- when listings cannot be trusted: the id walk ------------------------------------------
+
+    def distrust(self, reason: str, response, *, url: str | None = None) -> CrawlError:
+        """Listings are not trusted for the rest of the run; the error row says why."""
+        if self.untrusted is None:
+            self.untrusted = reason
+            self.crawler.stats.set_value("kremlin/listings/untrusted", reason)
+            walking = self.discover != "listings"
+            self.logger.warning(
+                "listings are not trusted: %s; %s", reason,
+                "the window is walked by id" if walking else "the run cannot be complete",
+            )  # fmt: skip
+        return CrawlError(
+            url=response.url if response is not None else url,
+            stage="discovery",
+            reason=reason[:500],
+            status=response.status if response is not None else None,
+            fetch_id=response.meta.get(Meta.FETCH, {}).get("id") if response is not None else None,
+        )
+
+    def in_window(self, day: dt.date | None) -> bool:
+        if day is None:
+            return False
+        return (self.since_day is None or day >= self.since_day) and (
+            self.until_day is None or day <= self.until_day
+        )
+
+    def wants_id_walk(self) -> bool:
+        if self.id_list is not None or self.discover == "listings":
+            return False
+        return self.discover == "ids" or self.untrusted is not None
+
+    def idle(self, spider) -> None:
+        """The engine has nothing left to do: the next step of an id walk, if any."""
+        run = self.run
+        if run is not None and run.stopping:
+            return
+        if not self.wants_id_walk() or self._feeds_pending:
+            return
+        if not self._feeds_read:  # the feed says which ids exist at the top: evidence first
+            requests = [self.feed_request(lang) for lang in self.langs]
+        else:
+            requests = self.walk_step()
+        if requests:
+            for request in requests:
+                self.crawler.engine.crawl(request)
+            raise DontCloseSpider
+
+    def evidence(self) -> dict[int, dt.date]:
+        """(id, day) the walk starts from: the archive's events and ledger, and this run's."""
+        run = self.run
+        days = {}
+        if run and run.db:
+            days = {i: dt.date.fromisoformat(d) for i, d in dbmod.id_days(run.db).items()}
+        return days | self._days
+
+    def make_walk(self) -> discovery.IdWalk:
+        since, until = self.since_day, self.until_day
+        if self.mode == "refresh":  # from the floor of the walk to beyond the feed's newest
+            floors = [f for f in self._floor.values() if f is not None]
+            since, until = (min(floors) if floors else None), None
+        walk = discovery.IdWalk(since, until, self.evidence(), newest=self._newest)
+        self.logger.info(
+            "id walk of %s..%s from %d known ids (newest known %s)",
+            since or "the first id", until or "the newest", len(walk.evidence), self._newest,
+        )  # fmt: skip
+        return walk
+
+    def walk_step(self) -> list[scrapy.Request]:
+        """Report the answers of the last batch to the walk; the requests of the next one."""
+        if self.walk is None:
+            self.walk = self.make_walk()
+        walk = self.walk
+        for kremlin_id in list(self._asked):
+            answers = self._answers.pop(kremlin_id, {})
+            self._asked.pop(kremlin_id)
+            days = [d for d in answers.values() if d is not None]
+            walk.observe(kremlin_id, min(days) if days else self._days.get(kremlin_id))
+        while True:
+            ids = walk.next_ids()
+            if not ids:
+                self.walk_done()
+                return []
+            requests = list(self.id_requests(ids, walk=walk))
+            if requests:
+                return requests
+
+    def walk_done(self) -> None:
+        walk = self.walk
+        stats = self.crawler.stats
+        if walk is None or walk.lo is None or walk.hi is None:
+            reason = walk.gave_up if walk else "no id walk"
+            stats.set_value("kremlin/idwalk/gave_up", reason)
+            self.logger.error("no id range to walk: %s", reason)
+            return
+        for lang in self.langs:
+            self._window[lang].update(range(walk.lo, walk.hi + 1))
+        stats.set_value("kremlin/idwalk/range", f"{walk.lo}-{walk.hi}")
+        stats.set_value("kremlin/idwalk/probes", walk.probes)
+        if walk.gave_up:
+            stats.set_value("kremlin/idwalk/gave_up", walk.gave_up)
+        self.logger.info(
+            "id walk done: ids %d-%d (%d probes)%s", walk.lo, walk.hi, walk.probes,
+            f"; {walk.gave_up}" if walk.gave_up else "",
+        )  # fmt: skip
+
+    def id_requests(self, ids, *, walk: discovery.IdWalk | None = None):
+        """Requests for `ids` in every language of the run, but for (language, id) pairs the
+        ledger already accounts for (unless -a refetch=1) or this run asked already. With a
+        walk, ids needing no request are reported to it at once."""
+        run = self.run
+        ids = list(ids)
+        accounted: dict[str, dict[int, str]] = {lang: {} for lang in self.langs}
+        if run and run.db and ids and not self.refetch:
+            for lang in self.langs:
+                accounted[lang] = dbmod.coverage_of(run.db, lang, min(ids), max(ids))
+        explicit = walk is None
+        for kremlin_id in ids:
+            asked = set()
+            for lang in self.langs:
+                if explicit:
+                    self._window[lang].add(kremlin_id)
+                if accounted[lang].get(kremlin_id) in ACCOUNTED:
+                    continue
+                if kremlin_id in self._requested[lang]:
+                    continue
+                self._requested[lang].add(kremlin_id)
+                asked.add(lang)
+                self.crawler.stats.inc_value("kremlin/idwalk/requested")
+                yield self.event_request(
+                    urls.event_ref(lang, kremlin_id),
+                    conditional=kremlin_id in self.known(lang),
+                )
+            if walk is not None:
+                if asked:
+                    self._asked[kremlin_id] = asked
+                else:
+                    walk.known(
+                        kremlin_id, self._days.get(kremlin_id) or walk.evidence.get(kremlin_id)
+                    )
+
+    def event_answered(self, ref: urls.EventURL, day: dt.date | None) -> None:
+        """An event request of this run has its answer (`day`: the event's, or None)."""
+        if day is not None:
+            self._days.setdefault(ref.kremlin_id, day)
+        if ref.kremlin_id in self._asked:
+            self._answers.setdefault(ref.kremlin_id, {})[ref.lang] = day
+
+    def window_complete(self) -> str | None:
+        """Why the window itself is not the whole of what was asked (the run then cannot be
+        complete whatever the ledger says), or None."""
+        if self.untrusted is not None and not self.wants_id_walk():
+            return f"listings are not trusted ({self.untrusted}) and ids are not walked"
+        walk = self.walk
+        if self.wants_id_walk() and (walk is None or walk.lo is None):
+            return "the id walk found no range to walk" + (
+                f" ({walk.gave_up})" if walk and walk.gave_up else ""
+            )
+        return None
 
 
 def parsing_day(stamp: str | None) -> dt.date | None:
