@@ -170,7 +170,12 @@ class CrawlRun:
         counts["events_unfinished"] = max(0, counts["events_requested"] - answered)
         for key, value in stats.items():
             if key.startswith(
-                ("kremlin/errors/", "kremlin/field/", "downloader/response_status_count/")
+                (
+                    "kremlin/errors/",
+                    "kremlin/field/",
+                    "kremlin/idwalk/",
+                    "downloader/response_status_count/",
+                )
             ):
                 counts[key.removeprefix("kremlin/").removeprefix("downloader/")] = value
         return counts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import math
 import os
 import re
@@ -501,3 +502,30 @@ def test_two_runs_started_together(mirror_dir, tmp_path):
     database = connect(home)
     assert [r["status"] for r in database.query("SELECT status FROM runs")] == ["finished"]
     assert database.table("events").count > 80
+
+
+def test_refresh_under_lying_listings_stores_the_new_events_by_walking_ids(
+    archive, site, mirror_dir
+):
+    """25 new events, and every page/N answering with page 1 (as the live site since 2026):
+    the feed's and page 1's new events are stored all the same, the lie is recorded, and the
+    ids from the archive's newest day to beyond the feed's newest are walked instead of
+    trusting page 2 -- so the five events only page 2 lists are stored too."""
+    new_ids = publish_new_events(site, mirror_dir, 25)
+    site.fault(re.compile(r"/news/page/\d+$"), "alias", to=NEWS)
+    result = run_cli("refresh", "--lang", "en", "--recheck-days", "0", *paths(archive),
+                     proxy=site.proxy_url)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(new_ids) <= stored_ids(archive)
+    database = connect(archive)
+    [error] = database.query("SELECT * FROM errors WHERE stage = 'discovery'")
+    assert error["reason"] == f"lying listing: {NEWS}/page/2 answered with the content of page 1"
+    run = next(database.query("SELECT * FROM runs ORDER BY rowid DESC LIMIT 1"))
+    counts = json.loads(run["counts"])
+    assert counts["listings_untrusted"] == error["reason"]
+    lo, hi = map(int, counts["idwalk/range"].split("-"))
+    assert lo <= min(new_ids) and hi >= max(new_ids) + 20
+    assert "listings not trusted: lying listing" in result.stderr
+    assert run["status"] == "finished"
+    asked = event_ids(site.log)
+    assert len(asked) == len(set(asked)), "an id asked twice"
