@@ -263,6 +263,7 @@ class CrawlRun:
         meta = getattr(response, "meta", None) or {}
         if meta.get(Meta.KIND) == "event":
             self.crawler.stats.inc_value("kremlin/events/failed")
+        self.note_failed(meta.get(Meta.EVENT_ID), failure, meta.get(Meta.FETCH, {}).get("id"))
         self.record_error(
             url=meta.get(Meta.SOURCE_URL) or getattr(response, "url", None),
             stage="parse",
@@ -275,12 +276,21 @@ class CrawlRun:
         """A pipeline raised (other than DropItem): record the item's URL and why."""
         if isinstance(item, Transcript):
             self.crawler.stats.inc_value("kremlin/events/failed")
+            self.note_failed(item.event_id, failure, item.fetch_id)
         self.record_error(
             url=getattr(item, "url", None) or getattr(item, "source_url", None),
             stage="store",
             reason=f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:500],
             fetch_id=getattr(item, "fetch_id", None),
         )
+
+    def note_failed(self, event_id: str | None, failure, fetch_id: int | None) -> None:
+        """A bug lost an event's answer: the ledger says failed (ask again)."""
+        if event_id and self.db is not None:
+            answer = f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:200]
+            dbmod.note_coverage(
+                self.db, event_id, "failed", fetch_id=fetch_id, run_id=self.run_id, answer=answer
+            )
 
     def record_error(self, *, url, stage, reason, status=None, fetch_id=None) -> None:
         stats = self.crawler.stats

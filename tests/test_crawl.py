@@ -279,15 +279,29 @@ def test_failed_listing_page_is_walked_around(tmp_path, replay, mirror_dir):
     assert any("by-date" in r.url for r in replay.log[1:])
 
 
-def test_listing_walk_that_cannot_go_on_is_incomplete(tmp_path, replay):
-    """The entry page itself fails: nothing to walk around it from. The run must not pass for
-    a finished crawl of an empty month."""
+def test_listing_walk_that_cannot_go_on_is_incomplete_with_listings_only(tmp_path, replay):
+    """The entry page itself fails and ids may not be walked: nothing to walk around it from.
+    The run must not pass for a finished crawl of an empty month."""
     replay.fault("http://en.kremlin.ru/events/president/news/by-date/31.03.2020", 500)
     db_path = tmp_path / "k.db"
-    result = run_cli("crawl", *MARCH, "--db", str(db_path), proxy=replay.proxy_url)
+    result = run_cli(
+        "crawl", *MARCH, "--discover", "listings", "--db", str(db_path), proxy=replay.proxy_url
+    )
     assert result.returncode == 1
     assert "incomplete" in result.stderr
     database = dbmod.connect(db_path)
     assert database.execute("SELECT status FROM runs").fetchone()[0] == "incomplete"
     assert database.table("events").count == 0
     assert count_rows(database, "errors", "status = 500") == 1
+
+
+def test_listing_walk_that_cannot_go_on_falls_back_to_walking_ids(tmp_path, replay):
+    """The same failure by default: the month is found by id (the feed, probes) and archived."""
+    replay.fault("http://en.kremlin.ru/events/president/news/by-date/31.03.2020", 500)
+    db_path = tmp_path / "k.db"
+    result = run_cli("crawl", *MARCH, "--db", str(db_path), proxy=replay.proxy_url)
+    assert result.returncode == 0, result.stderr[-3000:]
+    database = dbmod.connect(db_path)
+    assert database.execute("SELECT status FROM runs").fetchone()[0] == "finished"
+    march = count_rows(database, "events", "published_at LIKE '2020-03-%'")
+    assert march == 94

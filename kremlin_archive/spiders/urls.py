@@ -65,4 +65,5 @@ class UrlsSpider(EventSpider):
             if ref.url in seen:
                 continue
             seen.add(ref.url)
+            self._window[ref.lang].add(ref.kremlin_id)  # the run answers for each URL given
             yield self.event_request(ref, source_url=entry, conditional=True)
