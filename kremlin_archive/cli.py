@@ -94,6 +94,15 @@ def run_spider(
         f"unchanged {stats.get('kremlin/events/unchanged', 0)}, "
         f"errors {stats.get('kremlin/errors', 0)}"
     )
+    copies = stats.get("kremlin/events/from_wayback", 0)
+    if copies:
+        summary += f"; {copies} from copies in the Internet Archive"
+    if stats.get("kremlin/site_unusable"):
+        click.echo(
+            f"kremlin-archive: the site was not used after: {stats['kremlin/site_unusable']}; "
+            "the rest came from the Internet Archive",
+            err=True,
+        )
     click.echo(summary, err=True)
     # Monitoring without another tool: every run is a row of the `runs` table.
     click.echo(
@@ -195,10 +204,18 @@ def _check_day(value: str | None, name: str) -> None:
     "ids when they lie (auto); listings only; or ids only.",
 )
 @click.option("--refetch", is_flag=True, help="Fetch events that are already in the archive too.")
+@click.option(
+    "--source",
+    type=click.Choice(["site", "wayback", "auto"]),
+    default="site",
+    show_default=True,
+    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
+    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
+)
 @db_option
 @warc_option
 @settings_option
-def crawl(lang, since, until, ids, discover, refetch, db_path, warc_dir, overrides):
+def crawl(lang, since, until, ids, discover, refetch, source, db_path, warc_dir, overrides):
     """Archive every event of a window of days (or of ids) and account for each id of it.
 
     The news listings are walked newest to oldest and checked page by page; when they lie
@@ -239,6 +256,7 @@ def crawl(lang, since, until, ids, discover, refetch, db_path, warc_dir, overrid
             ids=ids,
             discover=discover if discover != "auto" else None,
             refetch="1" if refetch else None,
+            source=source if source != "site" else None,
         )
     )
 
@@ -260,10 +278,18 @@ def crawl(lang, since, until, ids, discover, refetch, db_path, warc_dir, overrid
     show_default=True,
     help="Do not ask again for a listed event that answered 404 within the last N days.",
 )
+@click.option(
+    "--source",
+    type=click.Choice(["site", "wayback", "auto"]),
+    default="site",
+    show_default=True,
+    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
+    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
+)
 @db_option
 @warc_option
 @settings_option
-def refresh(lang, recheck_days, missing_days, db_path, warc_dir, overrides):
+def refresh(lang, recheck_days, missing_days, source, db_path, warc_dir, overrides):
     """Fetch only what is new or changed: the feed, listings from the newest until a page lists
     nothing new (one page of overlap), and the events published in the last N days
     (conditional requests; a 304 or an identical page only adds a fetch row).
@@ -281,6 +307,7 @@ def refresh(lang, recheck_days, missing_days, db_path, warc_dir, overrides):
             mode="refresh",
             recheck_days=str(recheck_days),
             missing_days=str(missing_days),
+            source=source if source != "site" else None,
         )
     )
 
@@ -292,10 +319,18 @@ def refresh(lang, recheck_days, missing_days, db_path, warc_dir, overrides):
     type=click.Path(exists=True, dir_okay=False),
     help="A file with one URL per line (# comments allowed).",
 )
+@click.option(
+    "--source",
+    type=click.Choice(["site", "wayback", "auto"]),
+    default="site",
+    show_default=True,
+    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
+    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
+)
 @db_option
 @warc_option
 @settings_option
-def fetch(source_urls, urls_file, db_path, warc_dir, overrides):
+def fetch(source_urls, urls_file, source, db_path, warc_dir, overrides):
     """Fetch event pages given by URL, in any form the site uses (…/news/ID, /copy/ID,
     /ID/print, /d/ID, transcripts/…). Invalid URLs are refused by name and never requested.
 
@@ -326,6 +361,7 @@ def fetch(source_urls, urls_file, db_path, warc_dir, overrides):
             command="fetch",
             urls=",".join(source_urls),
             urls_file=str(Path(urls_file).resolve()) if urls_file else None,
+            source=source if source != "site" else None,
         )
     )
 
@@ -775,12 +811,22 @@ COVERAGE_ORDER = ("stored", "absent", "not_event", "refused", "failed", "listed"
 @click.option("--since", metavar="YYYY-MM-DD", help="The ids the archive knows of from this day.")
 @click.option("--until", metavar="YYYY-MM-DD", help="… up to this day (Moscow days, inclusive).")
 @click.option("--limit", default=40, show_default=True, help="Ranges of ids shown per state.")
+@click.option(
+    "--wayback-only",
+    "wayback_ids",
+    is_flag=True,
+    help="Print only the ids stored from Internet Archive copies alone, as ranges for --ids: "
+    "the ones to ask the site for again.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 @db_option
-def coverage(lang, ids, since, until, limit, as_json, db_path):
+def coverage(lang, ids, since, until, limit, wayback_ids, as_json, db_path):
     """How complete the archive is: for every id of a window, what the coverage ledger knows
     -- stored, absent (404 or the site's 404 page), not an event page, refused, failed,
     listed but not fetched -- and which ids are unknown, as ranges.
+
+    Events stored from copies of the Internet Archive alone (the site refused, failed, or was
+    not asked) are counted apart; --wayback-only prints just their ids, to retry the site.
 
     The window is --ids, or the ids from the smallest to the largest the archive knows to be
     published --since..--until (its events and the listings it has read), or without either
@@ -829,8 +875,15 @@ def coverage(lang, ids, since, until, limit, as_json, db_path):
                     if id_set is not None and kremlin_id not in id_set:
                         continue
                     by_state.setdefault(states.get(kremlin_id, "unknown"), []).append(kremlin_id)
+                copies = dbmod.wayback_only(database, one, first, last)
+                if id_set is not None:
+                    copies = [i for i in copies if i in id_set]
                 report["langs"][one] = {
                     "counts": {s: len(by_state.get(s, [])) for s in COVERAGE_ORDER},
+                    "wayback_only": {
+                        "count": len(copies),
+                        "ids": format_id_ranges(copies, limit=None if wayback_ids else limit),
+                    },
                     "not_accounted": {
                         s: format_id_ranges(ids_, limit=limit)
                         for s, ids_ in by_state.items()
@@ -839,6 +892,10 @@ def coverage(lang, ids, since, until, limit, as_json, db_path):
                 }
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        sys.exit(EXIT_OK)
+    if wayback_ids:  # e.g. kremlin-archive crawl --refetch --ids "$(… --wayback-only)"
+        ranges = [r["wayback_only"]["ids"] for r in report["langs"].values()]
+        click.echo(",".join(r for r in ranges if r).replace(" ", ""))
         sys.exit(EXIT_OK)
     if bounds is None:
         click.echo(f"kremlin-archive: the archive knows no id of {window}", err=True)
@@ -852,6 +909,12 @@ def coverage(lang, ids, since, until, limit, as_json, db_path):
     rows.append(["total", *(sum(report["langs"][one]["counts"].values()) for one in langs)])
     click.echo("\n".join(_table("What is known of each id", ["state", *langs], rows)))
     for one in langs:
+        copies = report["langs"][one]["wayback_only"]
+        if copies["count"]:
+            click.echo(
+                f"{one}: {copies['count']:,} stored from Internet Archive copies only (ask the "
+                f"site again later: --wayback-only): {copies['ids']}"
+            )
         gaps = report["langs"][one]["not_accounted"]
         if not gaps:
             click.echo(f"{one}: every id is accounted for (stored, absent or not an event page)")

@@ -159,6 +159,7 @@ class CrawlRun:
             "events_unchanged": stats.get("kremlin/events/unchanged", 0),
             "events_not_modified": stats.get("kremlin/events/not_modified", 0),
             "events_failed": stats.get("kremlin/events/failed", 0),
+            "events_from_wayback": stats.get("kremlin/events/from_wayback", 0),
             "errors": stats.get("kremlin/errors", 0),
             "fetches": stats.get("kremlin/fetches", 0),
         }
@@ -174,6 +175,7 @@ class CrawlRun:
                     "kremlin/errors/",
                     "kremlin/field/",
                     "kremlin/idwalk/",
+                    "kremlin/wayback/",
                     "downloader/response_status_count/",
                 )
             ):
@@ -320,6 +322,11 @@ def run_crawl(spider: str, settings: dict[str, Any], spider_args: dict[str, Any]
     project = get_project_settings()
     for name, value in settings.items():
         project.set(name, value, priority="cmdline")
+    if "DOWNLOAD_SLOTS" not in settings:  # the Wayback's budget follows its setting
+        delay = project.getfloat("KREMLIN_WAYBACK_DELAY")
+        project.set(
+            "DOWNLOAD_SLOTS", {"wayback": {"concurrency": 1, "delay": delay}}, priority="cmdline"
+        )
     process = CrawlerProcess(project, install_root_handler=True)
     crawler = process.create_crawler(spider)
     process.crawl(crawler, **spider_args)

@@ -106,6 +106,10 @@ TABLES: dict[str, dict[str, Any]] = {
             "warc_record_id": str,
             "warc_record_type": str,  # response | revisit
             "warc_payload_digest": str,
+            "source": str,  # site | wayback
+            "archive_url": str,  # wayback: the capture fetched (url is that too)
+            "capture_time": str,  # wayback: when the archive captured the page (UTC)
+            "original_url": str,  # wayback: the URL it captured
         },
         "pk": "id",
         "foreign_keys": [("run_id", "runs", "id")],
@@ -141,6 +145,9 @@ TABLES: dict[str, dict[str, Any]] = {
             "last_changed_at": str,
             "revision_count": int,
             "license": str,
+            "source": str,  # site | wayback: who served the current content
+            "capture_time": str,  # wayback: when the archive captured it (UTC)
+            "site_answer": str,  # what the site said when a copy was taken instead
         },
         "pk": "id",
         "foreign_keys": [("fetch_id", "fetches", "id"), ("twin_id", "events", "id")],
@@ -201,6 +208,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "checked_at": str,  # the last time the site (or a capture) was asked
             "fetch_id": int,  # the fetch the state rests on
             "run_id": str,  # the run that last changed the state
+            "source": str,  # stored: site | wayback (a copy of the Internet Archive only)
         },
         "pk": "id",
         "foreign_keys": [("fetch_id", "fetches", "id"), ("run_id", "runs", "id")],
@@ -437,6 +445,9 @@ def _event_row(t: Transcript, content: dict[str, Any], digest: str) -> dict[str,
         "fetch_id": t.fetch_id,
         "fetched_at": t.fetched_at,
         "license": LICENSE,
+        "source": t.source or ("site" if t.fetch_id else None),
+        "capture_time": t.capture_time,
+        "site_answer": t.site_answer,
     }
 
 
@@ -801,20 +812,26 @@ def _coverage_fetch(db: Database, event_id: str) -> int | None:
 
 
 def _note_stored(db: Database, t: Transcript, now: str, *, unchanged: bool = False) -> None:
-    """The ledger says `stored` for an event just saved. An unchanged refetch writes nothing
-    once it does (its fetch row says when the event was confirmed)."""
-    if (
-        unchanged
-        and db.conn.execute(
-            "SELECT 1 FROM coverage WHERE id = ? AND state = ?", [t.event_id, STORED]
+    """The ledger says `stored` for an event just saved, and whether from the site or only a
+    Wayback copy. An unchanged refetch writes nothing once it does (its fetch row says when
+    the event was confirmed) -- unless the site confirms what only a copy held."""
+    if unchanged:
+        row = db.conn.execute(
+            "SELECT source FROM coverage WHERE id = ? AND state = ?", [t.event_id, STORED]
         ).fetchone()
-    ):
-        return
+        # ... unless the site now confirms what only a copy of the Internet Archive held.
+        if row and not (row[0] == "wayback" and t.source == "site"):
+            return
     answer = f"HTTP {t.status}" if t.status else (t.origin or "stored")
+    if t.source == "wayback":
+        answer = f"copy captured by the Internet Archive on {t.capture_time}"
+        if t.site_answer:
+            answer = f"site: {t.site_answer}; {answer}"
     _note(
         db, t.event_id, STORED, at=t.fetched_at or now, fetch_id=t.fetch_id, run_id=t.run_id,
         answer=answer, day=t.published_at[:10],
     )  # fmt: skip
+    db.conn.execute("UPDATE coverage SET source = ? WHERE id = ?", [t.source or "site", t.event_id])
 
 
 def note_coverage(
@@ -858,6 +875,19 @@ def note_listed(
             new += db.conn.execute("SELECT 1 FROM coverage WHERE id = ?", [key]).fetchone() is None
             _note(db, key, LISTED, at=at, fetch_id=fetch_id, run_id=run_id, day=day)
     return new
+
+
+def wayback_only(db: Database, lang: str, first: int, last: int) -> list[int]:
+    """Ids of `lang` in first..last stored from a copy of the Internet Archive only (the site
+    was not asked, or did not give them): the ones to ask the site for again later."""
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT kremlin_id FROM coverage WHERE lang = ? AND kremlin_id BETWEEN ? AND ? "
+            "AND state = 'stored' AND source = 'wayback' ORDER BY kremlin_id",
+            [lang, first, last],
+        )
+    ]
 
 
 def coverage_of(db: Database, lang: str, first: int, last: int) -> dict[int, str]:

@@ -16,6 +16,7 @@ from what the crawl's recorder or the re-parse of a WARC record knows about it.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -83,6 +84,11 @@ class Transcript:
     warc_offset: int | None = None
     warc_length: int | None = None
     warc_record_id: str | None = None
+    source: str | None = None  # site | wayback: who served the content
+    capture_time: str | None = None  # wayback: when the archive captured the page (UTC)
+    archive_url: str | None = None  # wayback: the capture fetched
+    original_url: str | None = None  # wayback: the URL the archive captured
+    site_answer: str | None = None  # auto: what the site said when the copy was taken instead
 
     @property
     def event_id(self) -> str:
@@ -144,7 +150,8 @@ CONTENT_FIELDS = (
 # Provenance a record takes from the fetch its content came from (a `fetch_record` row).
 _FETCH_PROVENANCE = (
     "final_url", "fetched_at", "status", "etag", "last_modified", "payload_sha256",
-    "warc_filename", "warc_offset", "warc_length", "warc_record_id",
+    "warc_filename", "warc_offset", "warc_length", "warc_record_id", "source", "capture_time",
+    "archive_url", "original_url",
 )  # fmt: skip
 
 
@@ -187,12 +194,18 @@ def fetch_record(
     payload: bytes | None = None,
     error: str | None = None,
     warc: Any = None,
+    source: str = "site",
+    capture: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """A row of `fetches`: one exchange (`status`, the response `headers` with lower-case
     names, the decoded `payload`) or one failure (`error`, no status), and where its WARC
-    record is (`warc`: a `warc.WarcLocation`). A 304 has no payload digest."""
+    record is (`warc`: a `warc.WarcLocation`). A 304 has no payload digest. `source` says who
+    answered: the site, or the Wayback Machine; for a capture (`capture`: its timestamp and
+    original URL, read from `url`) the archive URL, the capture time (its Memento-Datetime
+    header, else the timestamp) and the original URL are kept too."""
     headers = headers or {}
     row: dict[str, Any] = {
+        "source": source,
         "run_id": run_id,
         "spider": spider,
         "kind": kind,
@@ -214,6 +227,16 @@ def fetch_record(
         )
     if error:
         row["error"] = error
+    if capture:
+        timestamp, original = capture
+        row.update(
+            archive_url=url,
+            original_url=original,
+            # A timestamp asked for is a capture's only when the capture answers (not the
+            # archive's redirect to the nearest one).
+            capture_time=_memento_time(headers.get("memento-datetime"))
+            or (_timestamp_time(timestamp) if status and 200 <= status < 300 else None),
+        )
     if warc is not None:
         row.update(
             warc_filename=warc.filename,
@@ -237,6 +260,7 @@ class CrawlError:
     status: int | None = None
     fetch_id: int | None = None
     event_id: str | None = None  # the event asked for (ru-66419), when it was one
+    source: str = "site"  # who answered: site | wayback
 
 
 @dataclass
@@ -278,10 +302,13 @@ _NOT_EVENT_REASONS = (
 )  # fmt: skip
 
 
-def coverage_state(stage: str, status: int | None, reason: str) -> str:
+def coverage_state(stage: str, status: int | None, reason: str, source: str = "site") -> str:
     """The ledger state an error of an event page stands for: `absent` (404, or the site's
     404 page), `not_event` (another kind of page, another id, a redirect elsewhere),
-    `refused` (403/429), else `failed` (5xx, timeouts, cut-off or broken pages: ask again)."""
+    `refused` (403/429), else `failed` (5xx, timeouts, cut-off or broken pages: ask again).
+    An HTTP error of the Wayback Machine says nothing of the site: `failed`."""
+    if source == "wayback" and not reason.startswith(_ABSENT_REASONS + _NOT_EVENT_REASONS):
+        return FAILED
     if status == 404 or reason.startswith(_ABSENT_REASONS):
         return ABSENT
     if reason.startswith(_NOT_EVENT_REASONS):
@@ -298,3 +325,24 @@ def http_failure_reason(status: int) -> str:
         403: "refused by the site (HTTP 403)",
         429: "rate-limited by the site (HTTP 429)",
     }.get(status, f"HTTP {status}")
+
+
+def _timestamp_time(timestamp: str) -> str | None:
+    """`20200327153000` -> `2020-03-27T15:30:00Z`; None for a partial timestamp."""
+    if len(timestamp) != 14 or not timestamp.isdigit():
+        return None
+    moment = dt.datetime.strptime(timestamp, "%Y%m%d%H%M%S")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _memento_time(value: str | None) -> str | None:
+    """A `Memento-Datetime` header (an HTTP date) as `YYYY-MM-DDTHH:MM:SSZ`, or None."""
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -24,6 +24,8 @@ import email.utils
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest
@@ -31,7 +33,7 @@ from scrapy.utils.defer import deferred_from_coro
 from scrapy.utils.response import response_status_message
 
 from . import db as dbmod
-from . import urls
+from . import urls, wayback
 from .crawl_run import current_run
 from .items import fetch_record
 from .request_meta import Meta
@@ -53,6 +55,8 @@ def _header_pairs(headers) -> list[tuple[str, str]]:
 class FetchRecorderMiddleware:
     def __init__(self, crawler):
         self.crawler = crawler
+        base = crawler.settings.get("KREMLIN_WAYBACK_URL")
+        self.wayback = wayback.wayback_host(base) if base else None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -114,8 +118,12 @@ class FetchRecorderMiddleware:
         return location
 
     def request_fields(self, run, request) -> dict:
-        """The `fetches` columns that describe the request (the same for answers and failures)."""
+        """The `fetches` columns that describe the request (the same for answers and failures):
+        also whether the Wayback Machine answered, and for a capture what it is a copy of."""
+        from_wayback = self.wayback is not None and _host(request.url) == self.wayback
         return {
+            "source": "wayback" if from_wayback else "site",
+            "capture": wayback.read_capture_url(request.url) if from_wayback else None,
             "run_id": run.run_id,
             "spider": self.crawler.spider.name if self.crawler.spider else None,
             "kind": request.meta.get(Meta.KIND) or urls.kind_of_url(request.url),
@@ -174,6 +182,17 @@ class ConditionalRequestMiddleware:
         return None
 
 
+@dataclass
+class _Brake:
+    """The state of the brake for one source (the site, or the Wayback Machine)."""
+
+    consecutive: int = 0
+    paused_once: bool = False
+    round: int = 0  # incremented by each pause
+    blocked: bool = False
+    failures: int = 0  # consecutive transport failures (the site only)
+
+
 class RefusalBrakeMiddleware:
     """403/429 answers are refusals (SITE.md §8), never "no events". After `limit` consecutive
     refusals the crawl pauses once for `pause` seconds (the engine takes no new requests and
@@ -185,7 +204,12 @@ class RefusalBrakeMiddleware:
 
     A listing or feed page refused on its last attempt (every retry, with backoff, spent) also
     stops the run as 'blocked': the walk cannot go on past it, and ending the run as
-    'finished' would pass the refusal off as the end of the archive."""
+    'finished' would pass the refusal off as the end of the archive.
+
+    The site and the Wayback Machine (`KREMLIN_WAYBACK_URL`) each have a brake of their own.
+    With -a source=auto the site's brake does not stop the run: the site is marked unusable
+    (the spider's `site_refuses`) and the rest of the run reads the Internet Archive; so do
+    `limit` transport failures in a row (no DNS, connection refused, timeouts)."""
 
     REFUSALS = (403, 429)
 
@@ -193,56 +217,75 @@ class RefusalBrakeMiddleware:
         self.crawler = crawler
         self.limit = crawler.settings.getint("KREMLIN_BRAKE_REFUSALS")
         self.pause = crawler.settings.getfloat("KREMLIN_BRAKE_PAUSE")
-        self.consecutive = 0
-        self.paused_once = False
-        self.round = 0  # incremented by each pause
+        self.brakes = {"site": _Brake(), "wayback": _Brake()}
         self.paused_until = 0.0  # time.monotonic()
-        self.blocked = False
         settings = crawler.settings
         self.retry_enabled = settings.getbool("RETRY_ENABLED")
         self.retry_times = settings.getint("RETRY_TIMES")
         self.retry_codes = {int(c) for c in settings.getlist("RETRY_HTTP_CODES")}
+        base = settings.get("KREMLIN_WAYBACK_URL")
+        self.wayback = wayback.wayback_host(base) if base else None
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    # The brake of the site, as earlier versions had one: kept as attributes for callers.
+    @property
+    def consecutive(self) -> int:
+        return self.brakes["site"].consecutive
+
+    @property
+    def round(self) -> int:
+        return self.brakes["site"].round
+
+    @property
+    def blocked(self) -> bool:
+        return self.brakes["site"].blocked
+
+    def source_of(self, request) -> str:
+        return "wayback" if self.wayback and _host(request.url) == self.wayback else "site"
+
     async def process_request(self, request):
         wait = self.paused_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        request.meta[Meta.BRAKE_ROUND] = self.round
+        request.meta[Meta.BRAKE_ROUND] = self.brakes[self.source_of(request)].round
         return None
 
     async def process_response(self, request, response):
+        source = self.source_of(request)
+        brake = self.brakes[source]
         refused = response.status in self.REFUSALS
         if refused:
             self.crawler.stats.inc_value("kremlin/refusals")
+        brake.failures = 0
         run = current_run(self.crawler)
-        if self.blocked or (run is not None and run.stopping):
-            request.meta["dont_retry"] = True  # stopping: no more requests to this site
+        if brake.blocked or (run is not None and run.stopping):
+            request.meta["dont_retry"] = True  # stopping: no more requests to this source
             return response
-        walk = request.meta.get(Meta.KIND) in ("listing", "feed")
+        walk = request.meta.get(Meta.KIND) in ("listing", "feed", "cdx")
         if refused and walk and self.last_attempt(request, response.status):
+            what = "the index query" if source == "wayback" else "the listing"
             return self._block(
-                run, request, response,
-                f"the listing {request.url} was refused (HTTP {response.status}) on every "
-                "attempt; the walk cannot go on, so the run stopped: rerun later to resume",
+                run, request, response, source,
+                f"{what} {request.url} was refused (HTTP {response.status}) on every attempt; "
+                "the walk cannot go on", ", so the run stopped: rerun later to resume",
             )  # fmt: skip
-        if request.meta.get(Meta.BRAKE_ROUND, self.round) != self.round:
+        if request.meta.get(Meta.BRAKE_ROUND, brake.round) != brake.round:
             return response  # sent before the last pause
         if not refused:
             if response.status < 400:
-                self.consecutive = 0
-                self.paused_once = False
+                brake.consecutive = 0
+                brake.paused_once = False
             return response
-        self.consecutive += 1
-        if self.limit <= 0 or self.consecutive < self.limit:
+        brake.consecutive += 1
+        if self.limit <= 0 or brake.consecutive < self.limit:
             return response
-        if not self.paused_once and self.pause > 0:
-            self.paused_once = True
-            self.consecutive = 0
-            self.round += 1
+        if not brake.paused_once and self.pause > 0:
+            brake.paused_once = True
+            brake.consecutive = 0
+            brake.round += 1
             self.crawler.stats.inc_value("kremlin/brake/pauses")
             logger.warning(
                 "%d consecutive refusals (last %s for %s): pausing the crawl for %.1f s",
@@ -256,12 +299,33 @@ class RefusalBrakeMiddleware:
             finally:
                 engine.unpause()
             return response
-        after = f" after a {self.pause:.1f} s pause" if self.paused_once else ""
+        after = f" after a {self.pause:.1f} s pause" if brake.paused_once else ""
+        who = "the Internet Archive" if source == "wayback" else "the site"
         message = (
-            f"the site refused {self.consecutive} consecutive requests{after} (last: HTTP "
-            f"{response.status} for {request.url}); the run stopped: rerun later to resume"
+            f"{who} refused {brake.consecutive} consecutive requests{after} (last: HTTP "
+            f"{response.status} for {request.url})"
         )
-        return self._block(run, request, response, message)
+        return self._block(
+            run, request, response, source, message, "; the run stopped: rerun later to resume"
+        )
+
+    def process_exception(self, request, exception):
+        """Transport failures in a row make the site unusable for a run that may read the
+        Internet Archive instead (-a source=auto); they say nothing for any other run."""
+        if self.source_of(request) != "site" or isinstance(exception, IgnoreRequest):
+            return None
+        spider = self.crawler.spider
+        if getattr(spider, "source", "site") != "auto" or getattr(spider, "site_unusable", None):
+            return None
+        brake = self.brakes["site"]
+        brake.failures += 1
+        if self.limit > 0 and brake.failures >= self.limit:
+            spider.site_refuses(
+                f"{brake.failures} requests in a row failed ({type(exception).__name__}: "
+                f"{exception_text(exception)})"[:300],
+                url=request.url,
+            )
+        return None
 
     def last_attempt(self, request, status: int) -> bool:
         """Whether the retry middleware will give up on this answer (no retry follows)."""
@@ -272,9 +336,15 @@ class RefusalBrakeMiddleware:
         limit = request.meta.get("max_retry_times", self.retry_times)
         return request.meta.get("retry_times", 0) >= limit
 
-    def _block(self, run, request, response, message: str):
-        self.blocked = True
+    def _block(self, run, request, response, source: str, message: str, stopped: str):
+        self.brakes[source].blocked = True
         request.meta["dont_retry"] = True
+        spider = self.crawler.spider
+        if source == "site" and getattr(spider, "source", "site") == "auto":
+            # Not the end of the run: the rest of it reads the Internet Archive.
+            spider.site_refuses(message, url=request.url, status=response.status)
+            return response
+        message += stopped
         if run is not None:
             run.stop(
                 "blocked",
@@ -360,7 +430,10 @@ class BackoffRetryMiddleware(RetryMiddleware):
 
 
 class KremlinHostsOnlyMiddleware:
-    """No request leaves for a host other than kremlin.ru / en.kremlin.ru (and their www.).
+    """No request leaves for a host other than kremlin.ru / en.kremlin.ru (and their www.),
+    and the Wayback Machine (`KREMLIN_WAYBACK_URL`) when the run may use it (-a source=wayback
+    or auto). With -a source=wayback no request goes to a kremlin host at all; with auto, none
+    once the site has been found unusable (the spider's `site_unusable`).
 
     Scrapy's own offsite filter lets a request with `dont_filter=True` through, and event
     requests carry it (conditional refetches, retries): without this a 302 to another host
@@ -368,8 +441,29 @@ class KremlinHostsOnlyMiddleware:
     request's errback, which records it (stage 'fetch', reason 'offsite …'); the redirect
     answer itself is in `fetches` and the WARC."""
 
+    def __init__(self, crawler=None):
+        self.crawler = crawler
+        base = crawler.settings.get("KREMLIN_WAYBACK_URL") if crawler else None
+        self.wayback = wayback.wayback_host(base) if base else None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
     def process_request(self, request):
+        spider = self.crawler.spider if self.crawler is not None else None
+        source = getattr(spider, "source", "site")
         if urls.lang_of_host(request.url) is not None:
+            if source == "wayback":
+                raise IgnoreRequest(
+                    f"not requested: {request.url} is on kremlin.ru and the run reads only "
+                    "the Internet Archive (--source wayback)"
+                )
+            unusable = getattr(spider, "site_unusable", None)
+            if unusable:
+                raise IgnoreRequest(f"not requested: the site is not used any more ({unusable})")
+            return None
+        if source != "site" and self.wayback and _host(request.url) == self.wayback:
             return None
         origin = (request.meta.get("redirect_urls") or [None])[0]
         if origin:
@@ -382,6 +476,13 @@ _EXCEPTION_NOTES = {
     "ResponseDataLossError": "the connection closed before the whole body (Content-Length) arrived",
     "DownloadCancelledError": "the body is larger than DOWNLOAD_MAXSIZE",
 }
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def exception_text(exception: BaseException) -> str:

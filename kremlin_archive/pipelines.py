@@ -84,6 +84,8 @@ class StorePipeline(_RunPipeline):
             run.record_error(url=item.url, stage="store", reason=repr(exc), fetch_id=item.fetch_id)
             raise DropItem(f"could not store {item.event_id}: {exc!r}") from exc
         self.stats.inc_value(f"kremlin/events/{result.outcome}")
+        if item.source == "wayback":
+            self.stats.inc_value("kremlin/events/from_wayback")
         return item
 
 
@@ -96,7 +98,7 @@ class CoveragePipeline(_RunPipeline):
     def process_item(self, item):
         run = self.run
         if isinstance(item, CrawlError) and item.event_id:
-            state = coverage_state(item.stage, item.status, item.reason)
+            state = coverage_state(item.stage, item.status, item.reason, item.source)
             self.stats.inc_value(f"kremlin/coverage/{state}")
             dbmod.note_coverage(
                 run.db, item.event_id, state, fetch_id=item.fetch_id, run_id=run.run_id,

@@ -19,3 +19,8 @@ class Meta:
     PREVIOUS_PAGE = "kremlin_previous_page"  # listing walk: the page whose link led here
     BRAKE_ROUND = "kremlin_brake_round"  # the refusal brake's pause round at sending time
     FETCH = "kremlin_fetch"  # set by the recorder: the `fetches` row (with its id)
+    VIA = "kremlin_via"  # site | wayback: who the request asks
+    ORIGINAL = "kremlin_original"  # wayback: the URL whose capture is asked for
+    CAPTURED = "kremlin_captured"  # wayback: a timestamp the index lists a 200 capture at
+    SITE_ERROR = "kremlin_site_error"  # auto: the site's failure a Wayback copy stands in for
+    CDX = "kremlin_cdx"  # a CDX index query: (lang, prefix, tries)

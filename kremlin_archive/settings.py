@@ -83,6 +83,17 @@ KREMLIN_RETRY_BACKOFF_MAX = 300.0
 KREMLIN_CONDITIONAL_REQUESTS = True
 KREMLIN_LOCK = True  # one run at a time per database
 
+# The Internet Archive's Wayback Machine, the second source (-a source=wayback|auto): its
+# address (another archive that speaks the same API -- a local pywb, a national web archive --
+# may stand in), and its own budget: one request at a time, at least KREMLIN_WAYBACK_DELAY s
+# apart (AutoThrottle on top, Retry-After honoured, a refusal brake of its own).
+KREMLIN_WAYBACK_URL = os.environ.get("KREMLIN_WAYBACK_URL", "http://web.archive.org")
+KREMLIN_WAYBACK_DELAY = 1.0
+KREMLIN_WAYBACK_CDX_LIMIT = 1000  # rows per page of a CDX index query
+# Requests to the Wayback go to their own download slot (request.meta["download_slot"]);
+# run_crawl sets its delay from KREMLIN_WAYBACK_DELAY.
+DOWNLOAD_SLOTS = {"wayback": {"concurrency": 1, "delay": KREMLIN_WAYBACK_DELAY}}
+
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = os.environ.get("KREMLIN_LOG_LEVEL", "INFO")
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"

@@ -154,7 +154,7 @@ def test_the_run_records_the_spider_arguments_not_what_the_spider_made_of_them(
     run = open_run(crawler_for(UrlsSpider), urls_file=str(url_file))
     arguments = json.loads(run_row(run)["arguments"])
     assert arguments["urls_file"] == str(url_file)
-    assert set(arguments) <= {"urls", "urls_file"}
+    assert set(arguments) <= {"urls", "urls_file", "source"}
 
 
 def test_the_command_that_started_the_run_is_kept(crawler_for):
@@ -253,6 +253,7 @@ def test_a_closed_run_is_finished_with_its_counts(run, crawler):
         "events_unchanged": 0,
         "events_not_modified": 0,
         "events_failed": 1,
+        "events_from_wayback": 0,
         "events_unfinished": 0,
         "errors": 1,
         "fetches": 4,

@@ -159,6 +159,10 @@ def test_recorder_writes_a_fetch_row_for_an_answer(crawler, recorder):
         "etag": None,
         "last_modified": None,
         "payload_sha256": hashlib.sha256(shared_page(PAGE)).hexdigest(),
+        "source": "site",
+        "archive_url": None,
+        "capture_time": None,
+        "original_url": None,
     }
 
 
@@ -262,6 +266,7 @@ def test_recorder_records_a_transport_error(crawler, recorder):
         "method": "GET",
         "error": "DownloadTimeoutError: Getting http://en.kremlin.ru/… took longer than 60.0 "
         "seconds.",
+        "source": "site",
     }
     assert request.meta[Meta.FETCH]["id"] == 1
 

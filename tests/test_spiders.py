@@ -168,6 +168,7 @@ def test_event_request_asks_for_the_canonical_page(urls_spider):
         Meta.SOURCE_URL: COPY_URL,
         Meta.CONDITIONAL: False,
         Meta.REF: ("en", 63017, EVENT_URL),
+        Meta.VIA: "site",
         "handle_httpstatus_list": [304],
     }
     assert urls_spider.crawler.stats.get_value("kremlin/events/requested") == 1

@@ -68,6 +68,8 @@ In tests
         "alias"                        the page of the URL `to` instead (a lying listing: every
                                        page/N answering with page 1, as the live site since
                                        2026, SITE.md §9)
+        "body"                         200 (or `status`) with `body` bytes as they are, e.g. a
+                                       malformed CDX answer
 
     Every request is logged (`.log`, `.requests_for()`, `.count()`, and the JSON-lines file):
     method, URL, status, body bytes sent, fault kind, request headers of interest, time.
@@ -103,7 +105,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 DEFAULT_PORT = 8399
 CONTENT_TYPES = {
@@ -124,6 +126,7 @@ LOGGED_HEADERS = (
 )
 FAULT_KINDS = (
     "refuse", "slow", "reset", "short", "invalid-utf8", "shell404", "redirect", "huge", "alias",
+    "body",
 )  # fmt: skip
 _FAULT_PARAMS: dict[str, set[str]] = {
     "status": {"retry_after", "body"},
@@ -136,6 +139,7 @@ _FAULT_PARAMS: dict[str, set[str]] = {
     "redirect": {"location", "status"},
     "huge": {"size", "content_length"},
     "alias": {"to"},
+    "body": {"body", "status", "content_type"},
 }
 _HOST = re.compile(
     r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
@@ -155,6 +159,10 @@ class Mirror:
 
     def hosts(self) -> set[str]:
         return set()
+
+    def names(self) -> list[str]:
+        """Every file name of the capture (`<host>/<path>`)."""
+        return []
 
     def __len__(self) -> int:
         return 0
@@ -190,6 +198,15 @@ class DirectoryMirror(Mirror):
         if self._only_host:
             return {self._only_host}
         return {p.name for p in _subdirs(self.root) if _valid_host(p.name)}
+
+    def names(self) -> list[str]:
+        names = []
+        for host in sorted(self.hosts()):
+            top = self.root / host
+            for folder, _, files in os.walk(top):
+                for name in files:
+                    names.append(os.path.relpath(os.path.join(folder, name), self.root))
+        return names
 
     def __len__(self) -> int:
         top = self.root / self._only_host if self._only_host else self.root
@@ -237,6 +254,9 @@ class TarMirror(Mirror):
 
     def hosts(self) -> set[str]:
         return {name.split("/", 1)[0] for name in self._index}
+
+    def names(self) -> list[str]:
+        return list(self._index)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -364,13 +384,17 @@ def _url_key(url: str) -> tuple[str, str]:
 
 @dataclass
 class Page:
-    """An answer added with `put` (or read from the capture)."""
+    """An answer added with `put` (or read from the capture). `captured`: when the replayed
+    Wayback says it captured a page added with `put` (the time it was added)."""
 
     body: bytes
     status: int = 200
     content_type: str = CONTENT_TYPES[".html"]
     headers: dict[str, str] = field(default_factory=dict)
     last_modified: str | None = None
+    captured: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    )
 
 
 _REMOVED = Page(b"", status=404)
@@ -547,6 +571,8 @@ class ReplayServer:
         default_host: str | None = None,
         allow_remote: bool = False,
         verbose: bool = False,
+        wayback: str | bool | None = None,
+        wayback_page_size: int = 1000,
     ):
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -563,6 +589,10 @@ class ReplayServer:
         self.last_modified = http_date(last_modified) if last_modified is not None else None
         self.default_host = default_host
         self.verbose = verbose
+        # Answer as the Wayback Machine too (`wayback`: its host name; True: web.archive.org).
+        self.wayback = (WAYBACK_HOST if wayback is True else wayback) or None
+        self.wayback_page_size = int(wayback_page_size)
+        self._captures: dict[tuple[str, str], list[str]] | None = None
         self.mirror: Mirror = Mirror()
         self.startup_seconds: float | None = None
         self._lock = threading.RLock()
@@ -705,6 +735,8 @@ class ReplayServer:
             raise TypeError("fault 'redirect' needs location=")
         if kind == "huge" and "size" not in params:
             raise TypeError("fault 'huge' needs size=")
+        if kind == "body" and "body" not in params:
+            raise TypeError("fault 'body' needs body= (the bytes to answer with)")
         if kind == "alias" and "to" not in params:
             raise TypeError("fault 'alias' needs to= (the URL whose page is served instead)")
         fault = Fault(url_or_regex, kind, times=times, after=after, params=params)
@@ -884,6 +916,14 @@ class ReplayServer:
             size, content_length = int(params["size"]), params.get("content_length", True)
             return self._send_huge(h, entry, size, content_length, head)
 
+        if kind == "body":
+            content_type = str(params.get("content_type", "text/plain; charset=utf-8"))
+            status = int(params.get("status", 200))
+            return self._send(
+                h, entry, status, {"Content-Type": content_type}, params["body"], head
+            )
+        if self.wayback and (urlsplit(url).hostname or "").lower() == self.wayback:
+            return self._answer_wayback(h, url, entry, head)
         if kind == "alias":  # another URL's page, as a listing that lies serves page 1
             key, kind = _url_key(str(params["to"])), None
         page = self._resolve(key)
@@ -984,6 +1024,100 @@ class ReplayServer:
         finally:
             entry.bytes = done
 
+    # -- the Wayback Machine -------------------------------------------------------------------
+
+    def captures(self) -> dict[tuple[str, str], list[str]]:
+        """(host, path) -> the timestamps of its captures, oldest first: every page of the
+        capture and every page `put` on the kremlin hosts (see `capture_times`)."""
+        with self._lock:
+            if self._captures is None:
+                keys: set[tuple[str, str]] = set()
+                for name in self.mirror.names():
+                    host, _, rest = name.partition("/")
+                    if not host.endswith("kremlin.ru") or not rest.endswith((".html", "feed.xml")):
+                        continue
+                    path = "/" + rest.removesuffix(".html").removesuffix(".xml")
+                    keys.add(
+                        (
+                            host,
+                            "/events/president/news" if path == "/events/president/news" else path,
+                        )
+                    )
+                self._captures = {key: capture_times(*key) for key in keys}
+            extra = {
+                key: [page.captured]
+                for key, page in self._pages.items()
+                if page is not _REMOVED and key[0].endswith("kremlin.ru") and page.status == 200
+            }
+            removed = {key for key, page in self._pages.items() if page is _REMOVED}
+        captures = {k: v for k, v in self._captures.items() if k not in removed}
+        return captures | extra
+
+    def _answer_wayback(self, h: _Handler, url: str, entry: LoggedRequest, head: bool) -> None:
+        parts = urlsplit(url)
+        if parts.path == "/cdx/search/cdx":
+            body = self._cdx(dict(parse_qsl(parts.query)))
+            return self._send(h, entry, 200, {"Content-Type": "text/plain"}, body, head)
+        match = re.match(r"^/web/([0-9]{1,14})id_/(.+)$", parts.path)
+        if not match:
+            body = _small_html(404, f"Not a replayed Wayback address: {url}")
+            return self._send(h, entry, 404, {}, body, head)
+        wanted, original = match.groups()
+        original = re.sub(r"^(https?):/(?!/)", r"\1://", original)
+        key = _original_key(original)
+        times = self.captures().get(key) if key else None
+        if not times:
+            body = _small_html(404, "Wayback Machine doesn't have that page archived.")
+            return self._send(h, entry, 404, {}, body, head)
+        if wanted not in times:  # the archive redirects to the nearest capture
+            nearest = min(
+                times, key=lambda ts: abs(int(ts.ljust(14, "0")) - int(wanted.ljust(14, "0")))
+            )
+            location = f"http://{self.wayback}/web/{nearest}id_/{original}"
+            return self._send(
+                h, entry, 302, {"Location": location}, _small_html(302, location), head
+            )
+        page = self._resolve(key)
+        if page is None:
+            body = _small_html(404, "Wayback Machine doesn't have that page archived.")
+            return self._send(h, entry, 404, {}, body, head)
+        moment = dt.datetime.strptime(wanted, "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+        headers = {
+            "Content-Type": page.content_type,
+            "Memento-Datetime": http_date(moment),
+            "Link": f'<{original}>; rel="original", '
+            f'<http://{self.wayback}/web/{wanted}/{original}>; rel="memento"',
+            "X-Archive-Orig-content-type": page.content_type,
+        }
+        return self._send(h, entry, page.status, headers, page.body, head)
+
+    def _cdx(self, query: dict[str, str]) -> bytes:
+        """A CDX index answer (JSON) for a prefix query, collapsed per URL, paged with resume
+        keys after `wayback_page_size` rows."""
+        prefix = re.sub(r"^https?://", "", query.get("url", "")).removeprefix("www.")
+        limit = min(int(query.get("limit") or self.wayback_page_size), self.wayback_page_size)
+        since, until = query.get("from", ""), query.get("to", "")
+        rows = []
+        for (host, path), times in self.captures().items():
+            address = f"{host}{path}"
+            if not address.startswith(prefix):
+                continue
+            chosen = [ts for ts in times if ts[: len(since)] >= since and ts[: len(until)] <= until]
+            if not chosen:
+                continue
+            original = f"http://{host}{path}"
+            rows.append([_urlkey(host, path), chosen[0], original, "text/html", "200",
+                         _digest(original), "1000"])  # fmt: skip
+        rows.sort()
+        resume = query.get("resumeKey")
+        if resume:
+            rows = [r for r in rows if f"{r[0]} {r[1]}" > unquote(resume).replace("+", " ")]
+        page, rest = rows[:limit], rows[limit:]
+        out: list[list[str]] = [list(_CDX_FIELDS), *page]
+        if rest and query.get("showResumeKey") == "true":
+            out += [[], [quote(f"{page[-1][0]} {page[-1][1]}")]]
+        return json.dumps(out).encode()
+
     def refuse_method(self, h: _Handler) -> None:
         """405 for CONNECT (no tunnelling: only plain http is replayed) and any other method."""
         entry = self._entry(h, h.path, None)
@@ -995,6 +1129,41 @@ class ReplayServer:
             pass
         finally:
             self._finish(h, entry)
+
+
+WAYBACK_HOST = "web.archive.org"
+_CDX_FIELDS = ("urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length")
+
+
+def capture_times(host: str, path: str) -> list[str]:
+    """The replayed Wayback's capture timestamps of a page: one in the days after the capture
+    was made (20-27 August 2020), and for one page in five a second one a month later, so that
+    asking for the newest capture is redirected to it. Derived from the address: stable."""
+    digest = hashlib.sha256(f"{host}{path}".encode()).digest()
+    first = dt.datetime(2020, 8, 20, tzinfo=dt.UTC) + dt.timedelta(
+        seconds=int.from_bytes(digest[:4], "big") % (8 * 86400)
+    )
+    times = [first]
+    if digest[4] % 5 == 0:
+        times.append(first + dt.timedelta(days=30, seconds=digest[5] * 60))
+    return [t.strftime("%Y%m%d%H%M%S") for t in times]
+
+
+def _original_key(original: str) -> tuple[str, str] | None:
+    parts = urlsplit(original)
+    host = (parts.hostname or "").removeprefix("www.")
+    return normalize(host, parts.path or "/") if host else None
+
+
+def _urlkey(host: str, path: str) -> str:
+    """The SURT form the CDX index sorts by: `ru,kremlin,en)/events/…`."""
+    return ",".join(reversed(host.split("."))) + ")" + path.lower()
+
+
+def _digest(original: str) -> str:
+    import base64
+
+    return base64.b32encode(hashlib.sha1(original.encode()).digest()).decode()
 
 
 class _Handler(BaseHTTPRequestHandler):

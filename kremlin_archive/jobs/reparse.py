@@ -27,7 +27,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .. import db as dbmod
-from .. import parsing, urls, warc
+from .. import parsing, urls, warc, wayback
 from ..discovery import listing_position
 from ..items import coverage_state, fetch_record, http_failure_reason
 from ..timestamps import utc_stamp
@@ -62,11 +62,19 @@ class ReparseResult:
 
 def _fetch_row(capture: warc.Capture, ref: urls.EventURL | None, run_id: str) -> dict:
     """The `fetches` row of a capture the database does not know (a database rebuilt from
-    the WARC files alone)."""
+    the WARC files alone). An exchange with a Wayback Machine -- a raw capture
+    (`/web/<timestamp>id_/<original>`) or an index query (`/cdx/`) -- says so."""
+    copy = wayback.read_capture_url(capture.url)
+    from_wayback = copy is not None or "/cdx/search/cdx" in capture.url
+    kind = "event" if ref else urls.kind_of_url(capture.url)
+    if copy is not None and not ref:
+        kind = "feed" if copy[1].rstrip("/").endswith("/feed") else "other"
     return fetch_record(
+        source="wayback" if from_wayback else "site",
+        capture=copy,
         run_id=run_id,
         spider="reparse",
-        kind="event" if ref else urls.kind_of_url(capture.url),
+        kind="cdx" if "/cdx/search/cdx" in capture.url else kind,
         event_id=ref.key if ref else None,
         requested_url=capture.url,
         url=capture.url,
@@ -80,8 +88,10 @@ def _fetch_row(capture: warc.Capture, ref: urls.EventURL | None, run_id: str) ->
 
 
 def _event_ref(url: str) -> urls.EventURL | None:
+    """The event a capture is of: its own URL, or the original of a Wayback copy."""
+    copy = wayback.read_capture_url(url)
     try:
-        return urls.parse_event_url(url)
+        return urls.parse_event_url(copy[1] if copy else url)
     except ValueError:
         return None
 
@@ -104,6 +114,7 @@ def reparse(
         arguments={"warc_dir": str(warc_dir)},
     )
     existing = set(dbmod.iter_event_ids(db))
+    site_answers: dict[str, str] = {}  # event key -> the site's last error answer
     latest: dict[str, tuple[warc.WarcLocation, dict]] = {}
 
     def on_error(filename: str, offset: int, reason: str) -> None:
@@ -119,8 +130,9 @@ def reparse(
         )  # fmt: skip
 
     def save(capture: warc.Capture, fetch: dict) -> None:
+        ref = _event_ref(capture.url)
         try:
-            transcript = parsing.parse_event(capture.body, capture.url)
+            transcript = parsing.parse_event(capture.body, ref.url if ref else capture.url)
         except parsing.ParseError as exc:
             result.parse_errors += 1
             dbmod.record_error(
@@ -132,9 +144,9 @@ def reparse(
                 status=capture.status,
                 fetch_id=fetch["id"],
             )
-            ref = _event_ref(capture.url)
             if ref is not None:
-                note(ref.key, coverage_state("parse", capture.status, str(exc)), fetch, str(exc))
+                state = coverage_state("parse", capture.status, str(exc), fetch["source"] or "site")
+                note(ref.key, state, fetch, str(exc))
             return
         transcript.set_provenance(
             fetch,
@@ -143,21 +155,26 @@ def reparse(
             spider="reparse",
             run_id=run_id,
         )
+        if transcript.source == "wayback" and ref is not None:
+            # what the site had answered just before, when its answer is in the files
+            transcript.site_answer = site_answers.get(ref.key)
         outcome = dbmod.save_transcript(db, transcript)
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
     def listed(capture: warc.Capture, fetch: dict) -> None:
         """A listing page or the feed: the events it names enter the ledger as listed."""
-        lang = urls.lang_of_host(capture.url)
+        copy = wayback.read_capture_url(capture.url)
+        url = copy[1] if copy else capture.url
+        lang = urls.lang_of_host(url)
         if lang is None or capture.status != 200:
             return
         try:
-            if capture.url.rstrip("/").endswith("/feed"):
-                entries = parsing.parse_feed(capture.body, capture.url)
+            if url.rstrip("/").endswith("/feed"):
+                entries = parsing.parse_feed(capture.body, url)
                 items = [(e.kremlin_id, e.published[:10]) for e in entries if e.kremlin_id]
-            elif listing_position(capture.url)[0] != "other":
-                listing = parsing.parse_listing(capture.body, capture.url)
+            elif listing_position(url)[0] != "other":
+                listing = parsing.parse_listing(capture.body, url)
                 items = [(i.kremlin_id, i.published_at[:10]) for i in listing.items]
             else:
                 return
@@ -179,10 +196,17 @@ def reparse(
         if ref is None:
             listed(capture, fetch)
             continue
+        source = fetch["source"] or "site"
+        if source == "site":
+            site_answers.pop(ref.key, None)
         if capture.status not in EVENT_STATUSES:
             if capture.status >= 400:  # 3xx: the answer came at the address redirected to
                 reason = http_failure_reason(capture.status)
-                note(ref.key, coverage_state("fetch", capture.status, reason), fetch, reason)
+                note(
+                    ref.key, coverage_state("fetch", capture.status, reason, source), fetch, reason
+                )
+                if source == "site":
+                    site_answers[ref.key] = reason
             continue
         event_id = ref.key
         if event_id in existing:

@@ -29,7 +29,7 @@ from twisted.internet.error import DNSLookupError, TCPTimedOutError, TimeoutErro
 from twisted.web.client import ResponseFailed
 
 from .. import db as dbmod
-from .. import parsing, urls
+from .. import parsing, urls, wayback
 from ..crawl_run import CrawlRun, current_run
 from ..discovery import id_runs
 from ..items import ACCOUNTED, NOT_EVENT, CrawlError, Observed, http_failure_reason
@@ -57,6 +57,16 @@ def parse_langs(value: str | None) -> list[str]:
     raise ValueError(f"-a lang={value!r}: expected ru, en or both")
 
 
+SOURCES = ("site", "wayback", "auto")
+
+
+def parse_source(value: str | None) -> str:
+    value = (value or "site").strip().lower()
+    if value not in SOURCES:
+        raise ValueError(f"-a source={value!r}: expected site, wayback or auto")
+    return value
+
+
 def parse_flag(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
@@ -64,10 +74,57 @@ def parse_flag(value) -> bool:
 class EventSpider(scrapy.Spider):
     allowed_domains = ALLOWED_DOMAINS
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, source: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         # The run's window: the (language, id) pairs it answers for (`coverage_gaps`).
         self._window: dict[str, set[int]] = defaultdict(set)
+        # Who is asked: the site, the Internet Archive's Wayback Machine, or the site first and
+        # the Wayback for what it does not give (auto).
+        self.source = parse_source(source)
+        self.site_unusable: str | None = None  # auto: why the site is not asked any more
+
+    @property
+    def wayback_base(self) -> str:
+        return self.crawler.settings.get("KREMLIN_WAYBACK_URL") or wayback.DEFAULT_URL
+
+    def via(self) -> str:
+        """Who a new request asks: the Wayback in wayback mode, and in auto mode once the site
+        is unusable; else the site."""
+        if self.source == "wayback" or (self.source == "auto" and self.site_unusable):
+            return "wayback"
+        return "site"
+
+    def site_refuses(self, reason: str, *, url: str | None = None, status=None) -> None:
+        """Auto: the site refuses, blocks or cannot be reached; the rest of the run reads the
+        Internet Archive (recorded once, in `errors` and the stats)."""
+        if self.site_unusable or self.source != "auto":
+            return
+        self.site_unusable = reason
+        self.crawler.stats.set_value("kremlin/site_unusable", reason)
+        self.logger.warning(
+            "the site is not used any more: %s; reading the Internet Archive", reason
+        )
+        run = self.run
+        if run is not None:
+            run.record_error(
+                url=url,
+                stage="fetch",
+                reason=f"site unusable: {reason}; the rest of the run reads the Internet Archive",
+                status=status,
+            )
+
+    def wayback_meta(self, original: str, captured: str | None = None) -> dict:
+        """Meta of a request to the Wayback: its own download slot and budget (settings
+        DOWNLOAD_SLOTS), and no robots.txt of the archive (its API is for programs)."""
+        meta = {
+            Meta.VIA: "wayback",
+            Meta.ORIGINAL: original,
+            "download_slot": "wayback",
+            "dont_obey_robotstxt": True,
+        }
+        if captured:
+            meta[Meta.CAPTURED] = captured
+        return meta
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -88,23 +145,52 @@ class EventSpider(scrapy.Spider):
         return current_run(self.crawler)
 
     def event_request(
-        self, ref: urls.EventURL, *, source_url: str | None = None, conditional: bool = False
+        self,
+        ref: urls.EventURL,
+        *,
+        source_url: str | None = None,
+        conditional: bool = False,
+        via: str | None = None,
+        original: str | None = None,
+        captured: str | None = None,
+        timestamp: str = wayback.NEWEST,
+        site_error: CrawlError | None = None,
     ) -> scrapy.Request:
-        self.crawler.stats.inc_value("kremlin/events/requested")
+        """The request for an event page: from the site, or (`via` 'wayback') its capture
+        nearest `timestamp` -- the newest by default -- of `original` (the canonical URL by
+        default); `captured` is a timestamp the index lists a 200 capture at, to fall back on.
+        A Wayback request that stands in for a failed site request (`site_error`) is the
+        same event: it is not counted again."""
+        via = via or self.via()
+        if site_error is None:
+            self.crawler.stats.inc_value("kremlin/events/requested")
+        meta = {
+            Meta.KIND: "event",
+            Meta.EVENT_ID: ref.key,
+            Meta.SOURCE_URL: source_url or ref.url,
+            Meta.CONDITIONAL: conditional,
+            Meta.REF: tuple(ref),
+            # A 304 answers a conditional request: nothing changed, nothing to parse.
+            "handle_httpstatus_list": [304],
+        }
+        if via == "site":
+            return scrapy.Request(
+                ref.url,
+                callback=self.parse_event,
+                errback=self.event_failed,
+                dont_filter=conditional,
+                meta={**meta, Meta.VIA: "site"},
+            )
+        original = original or ref.url
+        meta |= self.wayback_meta(original, captured)
+        if site_error is not None:
+            meta[Meta.SITE_ERROR] = site_error
         return scrapy.Request(
-            ref.url,
+            wayback.capture_url(self.wayback_base, original, timestamp),
             callback=self.parse_event,
             errback=self.event_failed,
-            dont_filter=conditional,
-            meta={
-                Meta.KIND: "event",
-                Meta.EVENT_ID: ref.key,
-                Meta.SOURCE_URL: source_url or ref.url,
-                Meta.CONDITIONAL: conditional,
-                Meta.REF: tuple(ref),
-                # A 304 answers a conditional request: nothing changed, nothing to parse.
-                "handle_httpstatus_list": [304],
-            },
+            dont_filter=True,
+            meta=meta,
         )
 
     def parse_event(self, response):
@@ -135,25 +221,61 @@ class EventSpider(scrapy.Spider):
             )
             return
         self.event_answered(ref, dt.date.fromisoformat(transcript.published_at[:10]))
+        site_error = response.meta.get(Meta.SITE_ERROR)
+        if site_error is not None and site_error.reason == _SAME_EVENT:
+            site_error = None
+        if site_error is not None:  # a copy stands in for what the site would not give
+            self.crawler.stats.inc_value("kremlin/events/from_wayback_instead")
         if transcript.event_id != ref.key:  # the id is another event's address
             yield Observed(
                 ref.key, NOT_EVENT, f"redirected to {transcript.event_id}", fetch.get("id")
             )
         run = self.run
-        yield transcript.set_provenance(
-            fetch,
+        transcript.set_provenance(
+            {"source": response.meta.get(Meta.VIA, "site"), **fetch},
             source_url=response.meta.get(Meta.SOURCE_URL, ref.url),
             origin="crawl",
             spider=self.name,
             run_id=run.run_id if run else None,
         )
+        if site_error is not None:
+            transcript.site_answer = site_error.reason
+        yield transcript
 
     def event_failed(self, failure):
         request = failure.request
+        meta = request.meta
+        error = failure_error(failure, meta.get(Meta.SOURCE_URL, request.url))
+        ref = urls.EventURL(*meta[Meta.REF]) if Meta.REF in meta else None
+        if ref is not None and meta.get(Meta.VIA, "site") == "site" and self.source == "auto":
+            # The site refused, failed or answered 404: its newest capture stands in (and the
+            # site's answer stays on record with it); only if there is none is this a failure.
+            yield self.event_request(ref, source_url=meta.get(Meta.SOURCE_URL), via="wayback",
+                                     site_error=error)  # fmt: skip
+            return
+        if meta.get(Meta.VIA) == "wayback":
+            error.source = "wayback"
+            captured = meta.get(Meta.CAPTURED)
+            asked = wayback.read_capture_url(request.url)
+            if ref is not None and captured and asked and asked[0] != captured:
+                # The newest capture is no good (an error the archive captured): the one the
+                # index lists as a 200.
+                yield self.event_request(
+                    ref, source_url=meta.get(Meta.SOURCE_URL), via="wayback",
+                    original=meta.get(Meta.ORIGINAL), timestamp=captured,
+                    site_error=meta.get(Meta.SITE_ERROR) or _same_event(error),
+                )  # fmt: skip
+                return
+            site_error = meta.get(Meta.SITE_ERROR)
+            if isinstance(site_error, CrawlError) and site_error.reason != _SAME_EVENT:
+                # No copy either: the site's answer is what is known of the event.
+                site_error.reason = f"{site_error.reason}; no copy in the Internet Archive " \
+                    f"({error.reason})"  # fmt: skip
+                error = site_error
         self.crawler.stats.inc_value("kremlin/events/failed")
-        if Meta.REF in request.meta:
-            self.event_answered(urls.EventURL(*request.meta[Meta.REF]), None)
-        yield failure_error(failure, request.meta.get(Meta.SOURCE_URL, request.url))
+        if ref is not None:
+            self.event_answered(ref, None)
+        yield error
 
     def event_answered(self, ref: urls.EventURL, day: dt.date | None) -> None:
         """Hook: an event request of this run has its answer (`day`: the event's, or None)."""
@@ -186,6 +308,14 @@ class EventSpider(scrapy.Spider):
         """Why the window falls short of what was asked for whatever the ledger says (e.g.
         listings that lie), or None."""
         return None
+
+
+_SAME_EVENT = "(the same event)"
+
+
+def _same_event(error: CrawlError) -> CrawlError:
+    """A marker: a second Wayback request for an event already counted, not a site failure."""
+    return CrawlError(url=error.url, stage=error.stage, reason=_SAME_EVENT)
 
 
 def failure_error(failure, url: str) -> CrawlError:

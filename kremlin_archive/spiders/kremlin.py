@@ -70,7 +70,7 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider
 
 from .. import db as dbmod
-from .. import discovery, parsing, urls
+from .. import discovery, parsing, urls, wayback
 from ..items import ACCOUNTED, CrawlError, Listed
 from ..request_meta import Meta
 from ..timestamps import moscow_today, utc_stamp
@@ -94,10 +94,11 @@ class KremlinSpider(EventSpider):
         refetch: str | bool = False,
         discover: str = "auto",
         ids: str | None = None,
+        source: str = "site",
         *args,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, source=source, **kwargs)
         self.lang = lang
         self.langs = parse_langs(lang)
         self.since = since
@@ -148,6 +149,14 @@ class KremlinSpider(EventSpider):
         self.walk: discovery.IdWalk | None = None
         self._answers: dict[int, dict[str, dt.date | None]] = {}
         self._asked: dict[int, set[str]] = {}
+        self._batch: list[int] = []  # ids waiting for the Wayback's index
+        self._explicit: list[int] | None = None  # -a ids=… waiting for the index
+        # The Wayback's index: (lang, prefix) queries read, in flight, given up; what it holds.
+        self._cdx_done: set[tuple[str, str]] = set()
+        self._cdx_pending: set[tuple[str, str]] = set()
+        self._cdx_failed: set[str] = set()
+        self._cdx_index: dict[str, dict[int, wayback.CdxRow]] = {lang: {} for lang in self.langs}
+        self._not_captured: dict[str, set[int]] = {lang: set() for lang in self.langs}
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
@@ -180,11 +189,16 @@ class KremlinSpider(EventSpider):
     async def start(self):
         if self.id_list is not None:
             self.logger.info("walking %d given ids", len(self.id_list))
+            if self.via() == "wayback":  # the index first: which of them it holds (idle)
+                self._explicit = list(self.id_list)
+                for request in self.cdx_requests(self.id_list):
+                    yield request
+                return
             for request in self.id_requests(self.id_list):
                 yield request
             return
         for lang in self.langs:
-            if self.mode == "refresh" or self.discover == "ids":
+            if self.mode == "refresh" or self.discover == "ids" or self.via() == "wayback":
                 # The feed first: in refresh its newest entry anchors the recheck window (the
                 # rechecks and listing page 1 follow from parse_feed or feed_failed); for an id
                 # walk it says which ids exist at the top.
@@ -195,13 +209,16 @@ class KremlinSpider(EventSpider):
                 yield self.listing_request(lang, urls.listing_url(lang, 1))
 
     def feed_request(self, lang: str) -> scrapy.Request:
+        """The feed of `lang`: from the site, or its newest capture in the Wayback."""
         self._feeds_pending.add(lang)
         self._feeds_read.add(lang)
+        meta = {Meta.KIND: "feed", Meta.LANG: lang}
+        url = urls.feed_url(lang)
+        if self.via() == "wayback":
+            meta |= self.wayback_meta(url)
+            url = wayback.capture_url(self.wayback_base, url)
         return scrapy.Request(
-            urls.feed_url(lang),
-            callback=self.parse_feed,
-            errback=self.feed_failed,
-            meta={Meta.KIND: "feed", Meta.LANG: lang},
+            url, callback=self.parse_feed, errback=self.feed_failed, meta=meta, dont_filter=True
         )
 
     def listing_request(
@@ -275,7 +292,9 @@ class KremlinSpider(EventSpider):
     def parse_feed(self, response):
         lang = response.meta[Meta.LANG]
         try:
-            entries = parsing.parse_feed(response.body, response.url)
+            entries = parsing.parse_feed(
+                response.body, response.meta.get(Meta.ORIGINAL) or response.url
+            )
         except parsing.ParseError as exc:
             yield self.parse_failure(response, exc)
             yield from self.after_feed(lang, None)
@@ -413,8 +432,16 @@ class KremlinSpider(EventSpider):
 
     def listing_failed(self, failure):
         request = failure.request
-        yield failure_error(failure, request.url)
+        error = failure_error(failure, request.url)
+        yield error
         status = getattr(getattr(failure.value, "response", None), "status", None)
+        if self.source == "auto" and (self.site_unusable or status in (403, 429)):
+            # The site refuses: the window is walked by id, in the Internet Archive.
+            yield self.distrust(
+                f"the listing walk could not get past {request.url} ({error.reason})", None,
+                url=request.url,
+            )  # fmt: skip
+            return
         if status in (403, 429):
             # A refusal is never "the end of the archive": the brake middleware stops the run
             # as 'blocked' (SITE.md §8); walking around it would hammer a site that refuses.
@@ -485,14 +512,21 @@ class KremlinSpider(EventSpider):
     def wants_id_walk(self) -> bool:
         if self.id_list is not None or self.discover == "listings":
             return False
-        return self.discover == "ids" or self.untrusted is not None
+        return self.discover == "ids" or self.source == "wayback" or self.untrusted is not None
 
     def idle(self, spider) -> None:
         """The engine has nothing left to do: the next step of an id walk, if any."""
         run = self.run
         if run is not None and run.stopping:
             return
-        if not self.wants_id_walk() or self._feeds_pending:
+        if self._explicit is not None and not self._cdx_pending:
+            requests = list(self.id_requests(self._explicit))
+            self._explicit = None
+            if requests:
+                for request in requests:
+                    self.crawler.engine.crawl(request)
+                raise DontCloseSpider
+        if not self.wants_id_walk() or self._feeds_pending or self._cdx_pending:
             return
         if not self._feeds_read:  # the feed says which ids exist at the top: evidence first
             requests = [self.feed_request(lang) for lang in self.langs]
@@ -534,10 +568,15 @@ class KremlinSpider(EventSpider):
             days = [d for d in answers.values() if d is not None]
             walk.observe(kremlin_id, min(days) if days else self._days.get(kremlin_id))
         while True:
-            ids = walk.next_ids()
+            ids, self._batch = self._batch or walk.next_ids(), []
             if not ids:
                 self.walk_done()
                 return []
+            if self.via() == "wayback":  # the index first: which of these ids it holds
+                queries = list(self.cdx_requests(ids))
+                if queries:
+                    self._batch = ids
+                    return queries
             requests = list(self.id_requests(ids, walk=walk))
             if requests:
                 return requests
@@ -551,7 +590,9 @@ class KremlinSpider(EventSpider):
             self.logger.error("no id range to walk: %s", reason)
             return
         for lang in self.langs:
-            self._window[lang].update(range(walk.lo, walk.hi + 1))
+            # Ids walked in the Internet Archive that it holds no copy of are not claimed.
+            walked = set(range(walk.lo, walk.hi + 1)) - self._not_captured[lang]
+            self._window[lang].update(walked)
         stats.set_value("kremlin/idwalk/range", f"{walk.lo}-{walk.hi}")
         stats.set_value("kremlin/idwalk/probes", walk.probes)
         if walk.gave_up:
@@ -572,9 +613,16 @@ class KremlinSpider(EventSpider):
             for lang in self.langs:
                 accounted[lang] = dbmod.coverage_of(run.db, lang, min(ids), max(ids))
         explicit = walk is None
+        via = self.via()
         for kremlin_id in ids:
             asked = set()
             for lang in self.langs:
+                capture = None
+                if via == "wayback":
+                    capture = self._cdx_index[lang].get(kremlin_id)
+                    if capture is None:  # no copy in the Internet Archive: not claimed
+                        self._not_captured[lang].add(kremlin_id)
+                        continue
                 if explicit:
                     self._window[lang].add(kremlin_id)
                 if accounted[lang].get(kremlin_id) in ACCOUNTED:
@@ -587,6 +635,8 @@ class KremlinSpider(EventSpider):
                 yield self.event_request(
                     urls.event_ref(lang, kremlin_id),
                     conditional=kremlin_id in self.known(lang),
+                    original=capture.original if capture else None,
+                    captured=capture.timestamp if capture else None,
                 )
             if walk is not None:
                 if asked:
@@ -603,9 +653,86 @@ class KremlinSpider(EventSpider):
         if ref.kremlin_id in self._asked:
             self._answers.setdefault(ref.kremlin_id, {})[ref.lang] = day
 
+    # -- the Internet Archive's index ---------------------------------------------------------
+
+    def cdx_requests(self, ids):
+        """CDX index queries for the id prefixes of `ids` not read yet, in every language."""
+        ids = sorted(ids)
+        # Blocks of a hundred ids at least: a probe's neighbours are asked for next.
+        first, last = ids[0] - ids[0] % 100, ids[-1] + 99 - ids[-1] % 100
+        for lang in self.langs:
+            host = urls.HOSTS[lang]
+            for prefix in wayback.id_prefixes(max(first, 1), last):
+                for path in wayback.EVENT_PATHS:
+                    key = (lang, f"{host}/{path}{prefix}")
+                    if key in self._cdx_done or key in self._cdx_pending:
+                        continue
+                    self._cdx_pending.add(key)
+                    yield self.cdx_request(lang, key[1])
+
+    def cdx_request(self, lang: str, prefix: str, resume: str | None = None, tries: int = 0):
+        url = wayback.cdx_query_url(
+            self.wayback_base,
+            prefix,
+            limit=self.crawler.settings.getint("KREMLIN_WAYBACK_CDX_LIMIT"),
+            resume_key=resume,
+        )
+        meta = {Meta.KIND: "cdx", Meta.LANG: lang, Meta.CDX: (lang, prefix, tries)}
+        meta |= self.wayback_meta(prefix)
+        return scrapy.Request(
+            url, callback=self.parse_cdx, errback=self.cdx_failed, meta=meta, dont_filter=True
+        )
+
+    def parse_cdx(self, response):
+        lang, prefix, tries = response.meta[Meta.CDX]
+        try:
+            rows, resume = wayback.read_cdx(response.body)
+        except wayback.CdxError as exc:
+            yield CrawlError(
+                url=response.url, stage="discovery", source="wayback", status=response.status,
+                reason=f"malformed index answer for {prefix}: {exc}"[:500],
+                fetch_id=response.meta.get(Meta.FETCH, {}).get("id"),
+            )  # fmt: skip
+            if tries < 1:  # once more: a cut-off answer is likely to be whole the next time
+                yield self.cdx_request(lang, prefix, tries=tries + 1)
+            else:
+                self.cdx_given_up(lang, prefix)
+            return
+        self.crawler.stats.inc_value("kremlin/wayback/index_rows", len(rows))
+        index = self._cdx_index[lang]
+        for key, row in wayback.best_capture(rows).items():
+            ref = urls.parse_event_key(key)
+            if ref[0] != lang:
+                continue
+            current = index.get(ref[1])
+            if current is None or wayback.best_capture([current, row])[key] is row:
+                index[ref[1]] = row
+        if resume:
+            self.crawler.stats.inc_value("kremlin/wayback/index_pages")
+            yield self.cdx_request(lang, prefix, resume)
+            return
+        self._cdx_pending.discard((lang, prefix))
+        self._cdx_done.add((lang, prefix))
+
+    def cdx_failed(self, failure):
+        lang, prefix, _ = failure.request.meta[Meta.CDX]
+        error = failure_error(failure, failure.request.url)
+        error.stage, error.source = "discovery", "wayback"
+        error.reason = f"index query for {prefix} failed: {error.reason}"[:500]
+        yield error
+        self.cdx_given_up(lang, prefix)
+
+    def cdx_given_up(self, lang: str, prefix: str) -> None:
+        self._cdx_pending.discard((lang, prefix))
+        self._cdx_done.add((lang, prefix))
+        self._cdx_failed.add(prefix)
+
     def window_complete(self) -> str | None:
         """Why the window itself is not the whole of what was asked (the run then cannot be
         complete whatever the ledger says), or None."""
+        if self._cdx_failed:
+            failed = ", ".join(sorted(self._cdx_failed)[:5])
+            return f"the Internet Archive's index could not be read for {failed}"
         if self.untrusted is not None and not self.wants_id_walk():
             return f"listings are not trusted ({self.untrusted}) and ids are not walked"
         walk = self.walk

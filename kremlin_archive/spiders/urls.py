@@ -45,8 +45,15 @@ def read_url_file(path: str | Path) -> list[str]:
 class UrlsSpider(EventSpider):
     name = "urls"
 
-    def __init__(self, urls: str = "", urls_file: str | None = None, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        urls: str = "",
+        urls_file: str | None = None,
+        source: str = "site",
+        *args,
+        **kwargs,
+    ):
+        super().__init__(*args, source=source, **kwargs)
         self.urls = urls
         self.urls_file = urls_file
         self.entries = read_url_list(urls or "")

@@ -36,6 +36,7 @@ from sqlite_utils import Database
 from kremlin_archive import db as dbmod
 from kremlin_archive import urls
 from kremlin_archive.datasette.serve import DATABASE_NAME
+from kremlin_archive.wayback import read_capture_url
 
 SECTION_BREAK = re.compile(r"^\s*(\*\s*){3}$")  # `* * *` between parts of a transcript
 TAG_KIND_LABELS = {
@@ -220,9 +221,28 @@ def transcript_context(page: dict, datasette) -> dict:
         "last_changed_at": event["last_changed_at"],
         "revisions": revisions,
         "revisions_href": filtered(datasette, "revisions", event_id=event["id"]),
+        "archived_copy": wayback_copy(fetch, event),
         "license": event["license"] or dbmod.LICENSE,
         "attribution": dbmod.ATTRIBUTION,
-        "citation": citation(event),
+        "citation": citation(event, fetch),
+    }
+
+
+def wayback_copy(fetch: dict | None, event: dict) -> dict | None:
+    """What the page says of content that came from the Internet Archive, not the site: when
+    the copy was captured, a link to it as the archive shows it, and what the site had said."""
+    if not fetch or fetch.get("source") != "wayback":
+        return None
+    captured = fetch.get("capture_time") or ""
+    read = read_capture_url(fetch.get("archive_url") or fetch.get("url") or "")
+    timestamp, original = read if read else ("", fetch.get("original_url") or "")
+    base = (fetch.get("archive_url") or "").split("/web/", 1)[0]
+    return {
+        "captured": captured,
+        "captured_label": captured.replace("T", " ").replace("Z", " UTC"),
+        "href": http_url(f"{base}/web/{timestamp}/{original}") if base and timestamp else None,
+        "original": original,
+        "site_answer": event.get("site_answer"),
     }
 
 
@@ -250,12 +270,17 @@ def filtered(datasette, table: str, **where: str) -> str:
     return f"{datasette.urls.table(DATABASE_NAME, table)}?{urlencode(where)}"
 
 
-def citation(event: dict) -> str:
-    """A plain-text reference to the page, with the license the site requires to be named."""
+def citation(event: dict, fetch: dict | None = None) -> str:
+    """A plain-text reference to the page, with the license the site requires to be named; a
+    copy from the Internet Archive is cited as such, never as a visit to the site."""
     day = (event["published_at"] or "")[:10]
     fetched = (event["fetched_at"] or "")[:10]
     site = "kremlin.ru" if event["lang"] == "ru" else "en.kremlin.ru"
     accessed = f", accessed {fetched}" if fetched else ""
+    copy = wayback_copy(fetch, event)
+    if copy:
+        where = copy["href"] or copy["original"]
+        accessed = f", copy captured by the Internet Archive on {copy['captured'][:10]}: {where}"
     return (
         f"President of Russia website ({site}), “{event['title']}”, {day}, "
         f"{event['url']}{accessed}. CC BY 4.0."
