@@ -414,7 +414,12 @@ def reparse(db_path, warc_dir):
 )
 @click.option("--allow-remote", is_flag=True, help="Permit a --host that is not loopback.")
 @click.option("--quiet", is_flag=True, help="No access log on standard error.")
-def replay(source, host, port, log_path, etags, last_modified, allow_remote, quiet):
+@click.option(
+    "--wayback",
+    is_flag=True,
+    help="Answer as web.archive.org too: its CDX index and raw captures, from the same capture.",
+)
+def replay(source, host, port, log_path, etags, last_modified, allow_remote, quiet, wayback):
     """Serve an offline capture (a folder, or the mirror's .tar.xz) as an HTTP proxy on
     loopback, so a crawl can run without the network. Ctrl-C stops it.
 
@@ -433,6 +438,7 @@ def replay(source, host, port, log_path, etags, last_modified, allow_remote, qui
             last_modified=last_modified,
             allow_remote=allow_remote,
             verbose=not quiet,
+            wayback=wayback,
         ).start()
     except (OSError, ValueError) as exc:
         click.echo(f"kremlin-archive: replay: {exc}", err=True)

@@ -729,3 +729,39 @@ def test_fetch_rows_count_once_per_exchange(crawler, recorder):
     recorder.process_exception(Request("http://example.org/"), IgnoreRequest("offsite"))
     assert count_rows(run_of(crawler).db, "fetches") == 2
     assert crawler.stats.get_value("kremlin/fetches") == 2
+
+
+# -- the hosts guard and the Wayback ---------------------------------------------------------
+
+
+def guard_for(crawler_for, source: str):
+    crawler = crawler_for(UrlsSpider)
+    spider_for(crawler, source=source)
+    return KremlinHostsOnlyMiddleware.from_crawler(crawler)
+
+
+WAYBACK_CAPTURE = "http://web.archive.org/web/20200823064150id_/" + EVENT_URL
+
+
+def test_the_guard_keeps_a_site_run_off_the_wayback(crawler_for):
+    guard = guard_for(crawler_for, "site")
+    assert guard.process_request(Request(EVENT_URL)) is None
+    with pytest.raises(IgnoreRequest, match="offsite"):
+        guard.process_request(Request(WAYBACK_CAPTURE))
+
+
+def test_the_guard_keeps_a_wayback_run_off_the_site(crawler_for):
+    guard = guard_for(crawler_for, "wayback")
+    assert guard.process_request(Request(WAYBACK_CAPTURE)) is None
+    with pytest.raises(IgnoreRequest, match="reads only the Internet Archive"):
+        guard.process_request(Request(EVENT_URL))
+
+
+def test_the_guard_keeps_an_auto_run_off_a_site_found_unusable(crawler_for):
+    guard = guard_for(crawler_for, "auto")
+    assert guard.process_request(Request(EVENT_URL)) is None
+    assert guard.process_request(Request(WAYBACK_CAPTURE)) is None
+    guard.crawler.spider.site_unusable = "the site refused 10 requests"
+    with pytest.raises(IgnoreRequest, match="the site is not used any more"):
+        guard.process_request(Request(EVENT_URL))
+    assert guard.process_request(Request(WAYBACK_CAPTURE)) is None

@@ -686,3 +686,57 @@ def test_urls_reports_a_line_of_a_file_that_is_not_utf8(crawler_for, tmp_path):
     assert (error.stage, error.url) == (
         "input", f"<line 3 of {listing_file}: not UTF-8: b'http://kremlin.ru/\\xff'>",
     )  # fmt: skip
+
+
+# -- the Wayback as a second source ------------------------------------------------------------
+
+
+def test_in_auto_mode_a_site_failure_asks_for_the_newest_capture(crawler_for):
+    spider = spider_for(crawler_for(UrlsSpider), source="auto")
+    request = spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
+    [fallback] = spider.event_failed(http_failure(request, 404))
+    assert fallback.url == "http://web.archive.org/web/99991231235959id_/" + EVENT_URL
+    assert fallback.meta[Meta.VIA] == "wayback"
+    assert fallback.meta["download_slot"] == "wayback"
+    assert fallback.meta[Meta.SITE_ERROR].reason == "not found (HTTP 404)"
+    # one event: requested once, not failed (yet)
+    stats = spider.crawler.stats
+    assert (
+        stats.get_value("kremlin/events/requested"),
+        stats.get_value("kremlin/events/failed"),
+    ) == (1, None)
+
+
+def test_without_a_copy_the_sites_answer_is_what_is_known(crawler_for):
+    spider = spider_for(crawler_for(UrlsSpider), source="auto")
+    request = spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
+    [fallback] = spider.event_failed(http_failure(request, 404))
+    [error] = spider.event_failed(http_failure(fallback, 404))
+    assert (
+        error.reason
+        == "not found (HTTP 404); no copy in the Internet Archive (not found (HTTP 404))"
+    )
+    assert (error.event_id, error.source, error.status) == ("en-63017", "site", 404)
+    assert spider.crawler.stats.get_value("kremlin/events/failed") == 1
+
+
+def test_a_copy_standing_in_for_the_site_says_what_the_site_answered(crawler_for):
+    spider = spider_for(crawler_for(UrlsSpider), source="auto")
+    request = spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
+    [fallback] = spider.event_failed(http_failure(request, 403, retries=3))
+    capture = "http://web.archive.org/web/20200823064150id_/" + EVENT_URL
+    response = response_for(capture, "en_news_63017.html").replace(request=fallback)
+    [transcript] = spider.parse_event(response)
+    assert (transcript.event_id, transcript.source) == ("en-63017", "wayback")
+    assert transcript.site_answer == "refused by the site (HTTP 403) after 3 retries"
+    assert transcript.url == EVENT_URL  # the event is named by the site's address
+
+
+def test_a_wayback_error_never_says_the_site_lacks_the_page(crawler_for):
+    spider = spider_for(crawler_for(UrlsSpider), source="wayback")
+    request = spider.event_request(urls.event_ref("en", 63017))
+    [error] = spider.event_failed(http_failure(request, 404))
+    assert error.source == "wayback"
+    from kremlin_archive.items import coverage_state
+
+    assert coverage_state(error.stage, error.status, error.reason, error.source) == "failed"
