@@ -285,7 +285,8 @@ class KremlinSpider(EventSpider):
         self._floor[lang] = floor
         self.crawler.stats.set_value(f"kremlin/refresh/{lang}/floor", str(floor))
         yield from self.recheck_requests(lang, self.recheck_anchor(lang, feed_day))
-        yield self.listing_request(lang, urls.listing_url(lang, 1))
+        if self.via() == "site":  # the archive's captures of listings are too sparse to walk
+            yield self.listing_request(lang, urls.listing_url(lang, 1))
 
     # -- feed and listings -----------------------------------------------------------------
 
