@@ -793,6 +793,7 @@ def _stats_text(data: dict) -> str:
         ["lang", *states, "total"],
         [[lang, *(c.get(s, 0) for s in states), sum(c.values())] for lang, c in coverage.items()],
     )
+    lines += _persons_text(data["persons"])
     lines += ["Totals: " + ", ".join(f"{n:,} {name}" for name, n in data["totals"].items()), ""]
     columns = ["started_at", "command", "status", "requests", "events_new", "events_changed",
                "events_unchanged", "errors"]  # fmt: skip
@@ -809,6 +810,33 @@ def _stats_text(data: dict) -> str:
 
 
 COVERAGE_ORDER = ("stored", "absent", "not_event", "refused", "failed", "listed", "unknown")
+
+
+def _persons_text(counts: dict) -> list[str]:
+    """Who said it: how labelled turns are resolved to persons, and the largest labels left
+    without one."""
+    labelled = counts["labelled_turns"]
+    named = labelled - counts["roles"]
+    share = f"{100 * counts['resolved'] / named:.1f} %" if named else "-"
+    lines = [
+        f"Speaker turns: {labelled:,} labelled, {counts['roles']:,} of them roles (Question, "
+        f"Remark, …); of the {named:,} that name someone {counts['resolved']:,} ({share}) are "
+        f"resolved to one of {counts['persons']:,} persons, {counts['unresolved']:,} are not"
+        + (f", {counts['pending']:,} wait to be resolved" if counts["pending"] else "")
+        + ".",
+        "",
+    ]
+    lines += _table(
+        "Turns by the evidence that names their person",
+        ["evidence", "turns"],
+        [[evidence, n] for evidence, n in counts["by_evidence"].items()],
+    )
+    lines += _table(
+        "Largest labels without a person (view unresolved_speakers in Datasette lists all)",
+        ["label", "why", "turns"],
+        [[r["speaker"], r["evidence"], r["turns"]] for r in counts["top_unresolved"]],
+    )
+    return lines
 
 
 @main.command()
@@ -929,6 +957,42 @@ def coverage(lang, ids, since, until, limit, wayback_ids, as_json, db_path):
         click.echo(f"{one}: {missing:,} id(s) not accounted for:")
         for state, ranges in gaps.items():
             click.echo(f"  {state}: {ranges}")
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@db_option
+@click.option(
+    "--rebuild", is_flag=True, help="Resolve every turn again, not only what is out of date."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def persons(db_path, rebuild, as_json):
+    """Resolve speaker turns to persons and say how it stands: turns never resolved (an archive
+    from before persons), and turns whose person rests on the whole archive, are brought up to
+    date (every crawl, reparse and import does this at its end); --rebuild redoes every turn.
+    Prints how many labelled turns name a person, by evidence, and the largest labels left
+    without one (ambiguous, a likely namesake, no name in the label).
+
+    Example: kremlin-archive persons --db data/kremlin.db
+    """
+    import json
+
+    from . import db as dbmod
+
+    if not Path(db_path).is_file():
+        raise click.BadParameter(f"no such archive: {db_path}", param_hint="--db")
+    with _holding_lock(db_path):
+        database = dbmod.open_db(db_path)
+        settled = dbmod.settle_persons(database, rebuild=rebuild)
+        counts = dbmod.person_counts(database)
+    if as_json:
+        click.echo(json.dumps({"settled": settled, **counts}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(
+            f"Resolved again: {settled['events']:,} event(s), {settled['labels']:,} label(s) "
+            f"looked up in the archive; {settled['turns_changed']:,} turn(s) changed.\n"
+        )
+        click.echo("\n".join(_persons_text(counts)).rstrip())
     sys.exit(EXIT_OK)
 
 

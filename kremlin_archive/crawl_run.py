@@ -79,6 +79,8 @@ class CrawlRun:
     def spider_opened(self, spider) -> None:
         self.db = dbmod.open_db(self.db_path)
         dbmod.mark_stale_runs(self.db)
+        # The archive's names of persons, grown by every event the run stores (db.py).
+        self.person_index = dbmod.person_index(self.db)
         arguments = getattr(spider, "given_arguments", None)
         if arguments is None:  # a spider of another project: its plain public attributes
             arguments = {
@@ -133,6 +135,7 @@ class CrawlRun:
                     counts = self.counts()
                 status = STATUS_BY_REASON.get(reason, "failed")
                 counts |= self.window_counts(spider)
+                counts["persons"] = self.settle_persons(counts)
                 if status == "finished" and (counts["ids_unaccounted"] or counts["window_short"]):
                     # Not every id of the window is stored or known absent: say so.
                     status = "incomplete"
@@ -144,6 +147,18 @@ class CrawlRun:
         finally:
             if self.lock is not None:
                 self.lock.release()
+
+    def settle_persons(self, counts: dict[str, Any]) -> dict[str, int] | None:
+        """Re-resolve what depends on the whole archive once the run has stored all it will
+        (`db.settle_persons`); a failure is recorded, never lets the run end unrecorded."""
+        if not (counts["events_new"] or counts["events_changed"] or counts["events_unchanged"]):
+            return None
+        try:
+            return dbmod.settle_persons(self.db)
+        except Exception as exc:  # the settle rolled back; the turns keep their persons
+            logger.exception("run %s: persons not settled", self.run_id)
+            self.record_error(url=None, stage="store", reason=f"persons not settled: {exc!r}")
+            return None
 
     # -- shared services ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import uuid
@@ -30,6 +31,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Database
 
+from . import persons as personsmod
 from . import urls
 from .items import (
     ABSENT,
@@ -39,6 +41,7 @@ from .items import (
     NOT_EVENT,
     REFUSED,
     STORED,
+    Mention,
     Tag,
     Transcript,
     Utterance,
@@ -148,16 +151,64 @@ TABLES: dict[str, dict[str, Any]] = {
             "source": str,  # site | wayback: who served the current content
             "capture_time": str,  # wayback: when the archive captured it (UTC)
             "site_answer": str,  # what the site said when a copy was taken instead
+            "links_hash": str,  # of the page's person links (not content: see `mentions`)
         },
         "pk": "id",
         "foreign_keys": [("fetch_id", "fetches", "id"), ("twin_id", "events", "id")],
         "not_null": {"lang", "kremlin_id", "url", "title", "published_at"},
     },
+    "persons": {
+        "columns": {
+            "id": str,  # the site's catalog id ("37"), else an archive id ("a-vladimir-putin")
+            "catalog_id": int,
+            "kind": str,  # catalog | archive
+            "name": str,  # to show: the English name, else the Russian one
+            "name_en": str,  # as the site prints it in running text and labels
+            "name_ru": str,
+            "catalog_name_en": str,  # as the catalog writes it (tags, hover cards): surname first
+            "catalog_name_ru": str,
+            "description_en": str,  # the latest hover-card description
+            "description_ru": str,
+            "url": str,  # the catalog page
+            "turns": int,  # speaker turns resolved to the person (refreshed at a run's end)
+            "turns_en": int,
+            "turns_ru": int,
+            "events": int,
+            "first_turn_at": str,
+            "last_turn_at": str,
+        },
+        "pk": "id",
+        "not_null": {"kind"},
+    },
     "utterances": {
-        "columns": {"event_id": str, "seq": int, "speaker": str, "text": str},
+        "columns": {
+            "event_id": str,
+            "seq": int,
+            "speaker": str,  # the label exactly as printed, minus its colon
+            "text": str,
+            "person_id": str,  # who the label names (persons.py), None when no one is certain
+            "position": str,  # the position or title printed with the name
+            "marker": str,  # "(retranslated)", "(через переводчика)": as printed
+            "person_evidence": str,  # persons.EVIDENCE: label-link, rule, event-tag, …
+            "person_note": str,  # what was matched, or why no person
+        },
         "pk": ("event_id", "seq"),
-        "foreign_keys": [("event_id", "events", "id")],
+        "foreign_keys": [("event_id", "events", "id"), ("person_id", "persons", "id")],
         "not_null": {"event_id", "seq", "text"},
+    },
+    "mentions": {
+        "columns": {
+            "event_id": str,
+            "seq": int,  # page order
+            "person_id": str,
+            "text": str,  # the link's visible text
+            "card_name": str,
+            "card_title": str,
+            "turn": int,  # the turn whose label holds the link, if any
+        },
+        "pk": ("event_id", "seq"),
+        "foreign_keys": [("event_id", "events", "id"), ("person_id", "persons", "id")],
+        "not_null": {"event_id", "seq", "person_id"},
     },
     "tags": {
         "columns": {"id": str, "lang": str, "kind": str, "name": str, "url": str},
@@ -239,6 +290,9 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("events", ("place",)),
     ("events", ("fetch_id",)),
     ("utterances", ("speaker",)),
+    ("utterances", ("person_id",)),
+    ("utterances", ("person_evidence",)),
+    ("mentions", ("person_id",)),
     ("event_tags", ("tag_id",)),
     ("tags", ("kind", "name")),
     ("fetches", ("url", "id")),
@@ -269,9 +323,20 @@ VIEWS: dict[str, str] = {
         ORDER BY e.published_at DESC
     """,
     "speaker_turns": """
-        SELECT u.event_id, e.lang, e.published_at, e.title, u.seq, u.speaker, u.text
+        SELECT u.event_id, e.lang, e.published_at, e.title, u.seq, u.speaker, u.person_id,
+               coalesce(CASE e.lang WHEN 'ru' THEN p.name_ru ELSE p.name_en END,
+                        p.name_en, p.name_ru) AS person, u.position, u.text
         FROM utterances u JOIN events e ON e.id = u.event_id
+        LEFT JOIN persons p ON p.id = u.person_id
         WHERE u.speaker IS NOT NULL
+    """,
+    "unresolved_speakers": f"""
+        SELECT u.speaker, u.person_evidence, u.person_note, count(*) AS turns,
+               count(DISTINCT u.event_id) AS events, min(u.event_id) AS event_id
+        FROM utterances u
+        WHERE u.person_evidence IN ({", ".join(repr(e) for e in personsmod.NOT_RESOLVED)})
+        GROUP BY u.speaker, u.person_evidence, u.person_note
+        ORDER BY turns DESC, u.speaker
     """,
     "latest_runs": """
         SELECT id, spider, status, started_at, finished_at, requests, responses,
@@ -337,6 +402,21 @@ def m002_coverage_from_history(db: Database) -> None:
     """The coverage ledger (added to the shape above) filled from the events and fetches an
     archive made before it already holds."""
     rebuild_coverage(db)
+
+
+@MIGRATIONS()
+def m003_persons(db: Database) -> None:
+    """Persons (added to the shape above): the turns' new `person_id` becomes a foreign key
+    (the table is rebuilt, so its search index is too) and the turns an archive already holds
+    are resolved from their labels and tags. Person links (hover cards) are not in an old
+    archive: `reparse` reads them from the WARC files, and a refetch brings them too."""
+    utterances = db.table("utterances")
+    if "person_id" not in {fk.column for fk in utterances.foreign_keys}:
+        utterances.transform(add_foreign_keys=[("person_id", "persons", "id")])
+        utterances.enable_fts(
+            FTS["utterances"], create_triggers=True, tokenize=FTS_TOKENIZE, replace=True
+        )
+    settle_persons(db)
 
 
 def open_db(path: str | Path) -> Database:
@@ -448,6 +528,7 @@ def _event_row(t: Transcript, content: dict[str, Any], digest: str) -> dict[str,
         "source": t.source or ("site" if t.fetch_id else None),
         "capture_time": t.capture_time,
         "site_answer": t.site_answer,
+        "links_hash": links_hash(t),
     }
 
 
@@ -462,14 +543,26 @@ class SaveResult:
     changed_fields: tuple[str, ...] = ()
 
 
-def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> SaveResult:
-    """Upsert one event with its utterances and tags, in one transaction.
+def save_transcript(
+    db: Database,
+    t: Transcript,
+    *,
+    now: str | None = None,
+    index: personsmod.Index | None = None,
+) -> SaveResult:
+    """Upsert one event with its utterances, tags and person links, in one transaction.
 
     - new: inserted;
     - unchanged (same content hash, and not an import being superseded by a crawl): nothing
-      is written;
+      is written -- unless the page's person links changed (they are evidence, not content:
+      the links and the turns' persons are updated, no revision);
     - changed: the previous content goes into `revisions` with the list of changed fields,
       then the event, its utterances and tags are replaced and `last_changed_at` set.
+
+    Every labelled turn is resolved to a person (`persons.resolve_event`) with `index`, the
+    archive's names (`person_index`; a long-running writer keeps one and passes it to every
+    save; without one it is read from the database). `settle_persons` redoes what depends on
+    the archive once a run has stored all it will.
     """
     now = now or utc_stamp()
     content = content_of(t)
@@ -484,6 +577,8 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
             ).startswith("import")
             if old["content_hash"] == digest and not superseding_import:
                 _note_stored(db, t, now, unchanged=True)
+                if old["links_hash"] != links_hash(t):
+                    _relink_people(db, t, index)
                 return SaveResult(event_id, "unchanged")
             old_content = json.loads(_old_content_json(db, old))
             changed = tuple(f for f in CONTENT_FIELDS if old_content.get(f) != content[f])
@@ -498,14 +593,14 @@ def save_transcript(db: Database, t: Transcript, *, now: str | None = None) -> S
                 twin_id=old["twin_id"],
             )
             _insert(db, "events", row, conflict="id")
-            _replace_children(db, t)
+            _replace_children(db, t, index)
             _link_twin(db, t)
             _note_stored(db, t, now)
             return SaveResult(event_id, "changed", revision, changed)
         row = _event_row(t, content, digest)
         row.update(first_seen_at=now, last_changed_at=None, revision_count=0)
         _insert(db, "events", row)
-        _replace_children(db, t)
+        _replace_children(db, t, index)
         _link_twin(db, t)
         _note_stored(db, t, now)
         return SaveResult(event_id, "new")
@@ -585,14 +680,27 @@ def _record_revision(
     return revision
 
 
-def _replace_children(db: Database, t: Transcript) -> None:
+_PERSON_COLUMNS = ("person_id", "position", "marker", "person_evidence", "person_note")
+
+
+def _person_values(found: personsmod.Resolution | None) -> tuple:
+    if found is None:
+        return (None, None, None, None, None)
+    return (found.person_id, found.position, found.marker, found.evidence, found.note)
+
+
+def _replace_children(db: Database, t: Transcript, index: personsmod.Index | None) -> None:
     event_id = t.event_id
     conn = db.conn
+    found = _resolve_people(db, t, index)
     conn.execute("DELETE FROM utterances WHERE event_id = ?", [event_id])
     conn.execute("DELETE FROM event_tags WHERE event_id = ?", [event_id])
     conn.executemany(
-        _insert_sql("utterances", ("event_id", "seq", "speaker", "text")),
-        [(event_id, u.seq, u.speaker, u.text) for u in t.utterances],
+        _insert_sql("utterances", ("event_id", "seq", "speaker", "text", *_PERSON_COLUMNS)),
+        [
+            (event_id, u.seq, u.speaker, u.text, *_person_values(found.get(u.seq)))
+            for u in t.utterances
+        ],
     )
     for seq, tag in enumerate(t.tags):
         tid = tag_id(t.lang, tag)
@@ -1016,6 +1124,433 @@ def record_error(
         return _insert(db, "errors", row)
 
 
+# -- persons (who said it: persons.py decides, this stores) ------------------------------------
+
+
+def links_hash(t: Transcript) -> str:
+    """Digest of the page's person links: an unchanged page whose links changed is re-linked."""
+    return content_hash({"mentions": [asdict(m) for m in t.mentions]})
+
+
+def _person_tags(lang: str, tags: Iterable[Tag]) -> list[tuple[int, str]]:
+    found = []
+    for tag in tags:
+        catalog_id = personsmod.catalog_id_of(tag.url) if tag.kind == "person" else None
+        if catalog_id is not None:
+            found.append((catalog_id, tag.name))
+    return found
+
+
+def person_index(db: Database) -> personsmod.Index:
+    """The archive's names of catalog persons (`persons.Index`): person tags, the links and
+    hover cards of every page, and the positions printed in labels the page itself resolved."""
+    index = personsmod.Index()
+    for url, name in db.execute("SELECT url, name FROM tags WHERE kind = 'person'"):
+        catalog_id = personsmod.catalog_id_of(url)
+        if catalog_id is not None:
+            index.add(catalog_id, name)
+    index.add_event(
+        (),
+        (
+            Mention(int(person_id), text, card_name, card_title)
+            for person_id, text, card_name, card_title in db.execute(
+                "SELECT DISTINCT person_id, text, card_name, card_title FROM mentions"
+            )
+            if person_id.isdigit()
+        ),
+    )
+    marks = ", ".join("?" for _ in personsmod.PAGE_STAGE)
+    for person_id, position in db.execute(
+        "SELECT DISTINCT person_id, position FROM utterances WHERE position IS NOT NULL "
+        f"AND person_evidence IN ({marks})",
+        personsmod.PAGE_STAGE,
+    ):
+        if person_id and person_id.isdigit():
+            index.add_position(int(person_id), position)
+    return index
+
+
+def _resolve_people(
+    db: Database, t: Transcript, index: personsmod.Index | None
+) -> dict[int, personsmod.Resolution]:
+    """Resolve an event's turns, store its person links and make sure every person it names
+    has a `persons` row (names filled in; counts wait for `settle_persons`)."""
+    if index is None:
+        index = person_index(db)
+    tags = _person_tags(t.lang, t.tags)
+    index.add_event(tags, t.mentions)
+    found = personsmod.resolve_event(
+        t.lang, t.published_at, [(u.seq, u.speaker) for u in t.utterances], tags, t.mentions,
+        index,
+    )  # fmt: skip
+    for r in found.values():
+        if r.evidence in personsmod.PAGE_STAGE and r.catalog_id is not None:
+            index.add_position(r.catalog_id, r.position)
+    rows: dict[str, dict[str, Any]] = {}
+    for catalog_id, name in tags:
+        rows.setdefault(str(catalog_id), _person_row(catalog_id, t.lang))["catalog_name"] = name
+    for m in t.mentions:
+        row = rows.setdefault(str(m.catalog_id), _person_row(m.catalog_id, t.lang))
+        row["catalog_name"] = row["catalog_name"] or m.card_name
+        row["description"] = row["description"] or m.card_title
+    for r in found.values():
+        if r.person_id is not None and r.person_id not in rows:
+            row = rows[r.person_id] = _person_row(r.catalog_id, t.lang, r.person_id)
+            row["name"] = personsmod.builtin_name(r.person_id, t.lang) or r.name
+    _upsert_persons(db, t.lang, rows.values())
+    conn = db.conn
+    conn.execute("DELETE FROM mentions WHERE event_id = ?", [t.event_id])
+    conn.executemany(
+        _insert_sql("mentions", ("event_id", "seq", "person_id", "text", "card_name",
+                                 "card_title", "turn")),
+        [
+            (t.event_id, seq, str(m.catalog_id), m.text, m.card_name, m.card_title, m.turn)
+            for seq, m in enumerate(t.mentions, start=1)
+        ],
+    )  # fmt: skip
+    return found
+
+
+def _person_row(catalog_id: int | None, lang: str, person_id: str | None = None) -> dict:
+    return {
+        "id": person_id or str(catalog_id),
+        "catalog_id": catalog_id,
+        "kind": "catalog" if catalog_id is not None else "archive",
+        "name": None,
+        "catalog_name": None,
+        "description": None,
+        "url": urls.catalog_person_url(lang, catalog_id) if catalog_id is not None else None,
+    }
+
+
+def _upsert_persons(db: Database, lang: str, rows: Iterable[dict[str, Any]]) -> None:
+    """New persons are inserted; a known one only gains the names it lacked."""
+    sql = (
+        f"INSERT INTO persons (id, catalog_id, kind, name, name_{lang}, catalog_name_{lang}, "
+        f"description_{lang}, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+        "name = coalesce(name, excluded.name), "
+        f"name_{lang} = coalesce(name_{lang}, excluded.name_{lang}), "
+        f"catalog_name_{lang} = coalesce(catalog_name_{lang}, excluded.catalog_name_{lang}), "
+        f"description_{lang} = coalesce(description_{lang}, excluded.description_{lang}), "
+        "url = coalesce(url, excluded.url)"
+    )
+    db.conn.executemany(
+        sql,
+        [
+            (r["id"], r["catalog_id"], r["kind"], r["name"] or r["catalog_name"], r["name"],
+             r["catalog_name"], r["description"], r["url"])
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def _relink_people(db: Database, t: Transcript, index: personsmod.Index | None) -> None:
+    """An unchanged event whose person links changed: new links, turns resolved again."""
+    found = _resolve_people(db, t, index)
+    _update_turns(db, t.event_id, found)
+    db.conn.execute("UPDATE events SET links_hash = ? WHERE id = ?", [links_hash(t), t.event_id])
+
+
+_UPDATE_TURN = (
+    "UPDATE utterances SET person_id = ?, position = ?, marker = ?, person_evidence = ?, "
+    "person_note = ? WHERE event_id = ? AND seq = ? AND (person_id IS NOT ? OR position IS NOT ? "
+    "OR marker IS NOT ? OR person_evidence IS NOT ? OR person_note IS NOT ?)"
+)
+
+
+def _update_turns(db: Database, event_id: str, found: dict[int, personsmod.Resolution]) -> int:
+    """Write resolutions into stored turns; only rows that change are touched (an update
+    re-indexes the turn's text for search). Returns how many changed."""
+    changed = 0
+    for seq, r in found.items():
+        values = _person_values(r)
+        cursor = db.conn.execute(_UPDATE_TURN, [*values, event_id, seq, *values])
+        changed += cursor.rowcount
+    return changed
+
+
+def _resolve_stored_event(db: Database, event_id: str, index: personsmod.Index) -> int:
+    """Resolve the turns of a stored event again from what the archive holds of it."""
+    event = db.conn.execute(
+        "SELECT lang, published_at FROM events WHERE id = ?", [event_id]
+    ).fetchone()
+    if event is None:
+        return 0
+    lang, published_at = event
+    tags = _person_tags(
+        lang,
+        (
+            Tag(kind, name, url)
+            for kind, name, url in db.execute(
+                "SELECT t.kind, t.name, t.url FROM event_tags et JOIN tags t ON t.id = et.tag_id "
+                "WHERE et.event_id = ? AND t.kind = 'person' ORDER BY et.seq",
+                [event_id],
+            )
+        ),
+    )
+    mentions = [
+        Mention(int(pid), text, card_name, card_title, turn)
+        for pid, text, card_name, card_title, turn in db.execute(
+            "SELECT person_id, text, card_name, card_title, turn FROM mentions "
+            "WHERE event_id = ? ORDER BY seq",
+            [event_id],
+        )
+        if pid.isdigit()
+    ]
+    speakers = db.execute(
+        "SELECT seq, speaker FROM utterances WHERE event_id = ? AND speaker IS NOT NULL "
+        "ORDER BY seq",
+        [event_id],
+    ).fetchall()
+    found = personsmod.resolve_event(lang, published_at, speakers, tags, mentions, index)
+    rows = {}
+    for r in found.values():
+        if r.person_id is not None:
+            row = rows[r.person_id] = _person_row(r.catalog_id, lang, r.person_id)
+            row["name"] = personsmod.builtin_name(r.person_id, lang) or (
+                r.name if r.catalog_id is None else None
+            )
+    _upsert_persons(db, lang, rows.values())
+    return _update_turns(db, event_id, found)
+
+
+def settle_persons(db: Database, *, rebuild: bool = False) -> dict[str, int]:
+    """Bring every turn's person up to date with the whole archive, in one transaction:
+
+    1. turns never resolved (an archive written before persons existed) -- or, with
+       `rebuild`, every event -- are resolved from the stored labels, tags and links;
+    2. turns whose person rests on the archive's index (`persons.ARCHIVE_STAGE`) are
+       resolved again against the index as it now stands, label by label, so that the
+       result does not depend on the order in which events were stored;
+    3. the persons' names, descriptions and turn counts are refreshed.
+
+    Returns ``{"events": events resolved in step 1, "labels": labels looked up in step 2,
+    "turns_changed": turns whose person changed}``.
+    """
+    counts = {"events": 0, "labels": 0, "turns_changed": 0}
+    with db.atomic():
+        index = person_index(db)
+        if rebuild:
+            pending = [r[0] for r in db.execute("SELECT id FROM events ORDER BY id")]
+        else:
+            pending = [
+                r[0]
+                for r in db.execute(
+                    "SELECT DISTINCT event_id FROM utterances WHERE speaker IS NOT NULL "
+                    "AND person_evidence IS NULL ORDER BY event_id"
+                )
+            ]
+        for event_id in pending:
+            counts["turns_changed"] += _resolve_stored_event(db, event_id, index)
+        counts["events"] = len(pending)
+        if pending:
+            index = person_index(db)  # with the positions the page stage has just found
+        marks = ", ".join("?" for _ in personsmod.ARCHIVE_STAGE)
+        labels = [
+            r[0]
+            for r in db.execute(
+                f"SELECT DISTINCT speaker FROM utterances WHERE person_evidence IN ({marks}) "
+                "ORDER BY speaker",
+                personsmod.ARCHIVE_STAGE,
+            )
+        ]
+        for label in labels:
+            found = personsmod.resolve_label_by_index(label, index)
+            if found.person_id is not None:
+                for lang in _langs_of_label(db, label):
+                    row = _person_row(found.catalog_id, lang, found.person_id)
+                    if found.catalog_id is None:
+                        row["name"] = found.name
+                    _upsert_persons(db, lang, [row])
+            values = _person_values(found)
+            counts["turns_changed"] += db.conn.execute(
+                "UPDATE utterances SET person_id = ?, position = ?, marker = ?, "
+                "person_evidence = ?, person_note = ? WHERE speaker = ? "
+                f"AND person_evidence IN ({marks}) AND (person_id IS NOT ? OR position IS NOT ? "
+                "OR marker IS NOT ? OR person_evidence IS NOT ? OR person_note IS NOT ?)",
+                [*values, label, *personsmod.ARCHIVE_STAGE, *values],
+            ).rowcount
+        counts["labels"] = len(labels)
+        _refresh_persons(db)
+    return counts
+
+
+def _langs_of_label(db: Database, label: str) -> list[str]:
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT e.lang FROM utterances u JOIN events e ON e.id = u.event_id "
+            "WHERE u.speaker = ?",
+            [label],
+        )
+    ]
+
+
+def _refresh_persons(db: Database) -> None:
+    """Names, descriptions and counts of every person from what the archive now holds."""
+    people = {r["id"]: r for r in _rows(db, "SELECT * FROM persons")}
+    fresh: dict[str, dict[str, Any]] = {
+        pid: {
+            "turns": 0, "turns_en": 0, "turns_ru": 0, "events": 0, "first_turn_at": None,
+            "last_turn_at": None,
+        }
+        for pid in people
+    }  # fmt: skip
+    for pid, lang, turns, events, first, last in db.execute(
+        "SELECT u.person_id, e.lang, count(*), count(DISTINCT u.event_id), min(e.published_at), "
+        "max(e.published_at) FROM utterances u JOIN events e ON e.id = u.event_id "
+        "WHERE u.person_id IS NOT NULL GROUP BY u.person_id, e.lang"
+    ):
+        row = fresh.setdefault(pid, {"turns": 0, "turns_en": 0, "turns_ru": 0, "events": 0,
+                                     "first_turn_at": None, "last_turn_at": None})  # fmt: skip
+        row["turns"] += turns
+        row[f"turns_{lang}"] = turns
+        row["events"] += events
+        row["first_turn_at"] = min(x for x in (row["first_turn_at"], first) if x)
+        row["last_turn_at"] = max(x for x in (row["last_turn_at"], last) if x)
+    # Catalog names as tags and hover cards write them; display names as links print them
+    # (two words or more), most frequent first; the latest hover-card description.
+    for url, lang, name in db.execute("SELECT url, lang, name FROM tags WHERE kind = 'person'"):
+        catalog_id = personsmod.catalog_id_of(url)
+        if catalog_id is not None and str(catalog_id) in fresh:
+            fresh[str(catalog_id)][f"catalog_name_{lang}"] = name
+    shown: dict[tuple[str, str], dict[str, int]] = {}
+    for pid, lang, text, card_name, card_title in db.execute(
+        "SELECT m.person_id, e.lang, m.text, m.card_name, m.card_title FROM mentions m "
+        "JOIN events e ON e.id = m.event_id ORDER BY e.published_at, m.event_id, m.seq"
+    ):
+        row = fresh.get(pid)
+        if row is None:
+            continue
+        if len(text.split()) >= 2:
+            texts = shown.setdefault((pid, lang), {})
+            texts[text] = texts.get(text, 0) + 1
+        if card_name:
+            row.setdefault(f"catalog_name_{lang}", card_name)
+        if card_title:
+            row[f"description_{lang}"] = card_title  # the newest event's card wins
+    for (pid, lang), texts in shown.items():
+        fresh[pid][f"name_{lang}"] = max(texts, key=lambda text: texts[text])  # first on ties
+    for pid, row in fresh.items():
+        for lang in LANGS_OF_PERSONS:
+            builtin = personsmod.builtin_name(pid, lang)
+            if builtin:
+                row[f"name_{lang}"] = builtin
+        old = people.get(pid)
+        if old is None:
+            continue
+        for lang in LANGS_OF_PERSONS:
+            # an archive person keeps the name it was created with
+            if old["kind"] == "archive" and old[f"name_{lang}"]:
+                row.pop(f"name_{lang}", None)
+            if not row.get(f"name_{lang}") and not old[f"name_{lang}"]:
+                row[f"name_{lang}"] = row.get(f"catalog_name_{lang}") or old[f"catalog_name_{lang}"]
+        names = [row.get(f"name_{lang}") or old[f"name_{lang}"] for lang in LANGS_OF_PERSONS]
+        row["name"] = next((n for n in names if n), None) or pid
+        changes = {k: v for k, v in row.items() if old.get(k) != v and k in old}
+        if changes:
+            assignments = ", ".join(f"[{k}] = ?" for k in changes)
+            db.conn.execute(
+                f"UPDATE persons SET {assignments} WHERE id = ?", [*changes.values(), pid]
+            )
+
+
+LANGS_OF_PERSONS = ("en", "ru")
+
+
+def person_counts(db: Database) -> dict[str, Any]:
+    """How speaker turns are resolved, for `stats` and the closing line of a run: turns with
+    a label, by evidence; persons; the largest labels left without a person."""
+    by_evidence = dict(
+        db.execute(
+            "SELECT coalesce(person_evidence, 'pending'), count(*) FROM utterances "
+            "WHERE speaker IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+    )
+    labelled = sum(by_evidence.values())
+    roles = by_evidence.get(personsmod.ROLE, 0)
+    unresolved = sum(by_evidence.get(e, 0) for e in personsmod.NOT_RESOLVED)
+    pending = by_evidence.get("pending", 0)
+    resolved = labelled - roles - unresolved - pending
+    marks = ", ".join("?" for _ in personsmod.NOT_RESOLVED)
+    top = [
+        {"speaker": speaker, "evidence": evidence, "turns": turns}
+        for speaker, evidence, turns in db.execute(
+            "SELECT speaker, person_evidence, count(*) FROM utterances "
+            f"WHERE person_evidence IN ({marks}) GROUP BY speaker, person_evidence "
+            "ORDER BY 3 DESC, 1 LIMIT 10",
+            personsmod.NOT_RESOLVED,
+        )
+    ]
+    return {
+        "labelled_turns": labelled,
+        "resolved": resolved,
+        "roles": roles,
+        "unresolved": unresolved,
+        "pending": pending,
+        "by_evidence": by_evidence,
+        "persons": db.execute("SELECT count(*) FROM persons WHERE turns > 0").fetchone()[0],
+        "top_unresolved": top,
+    }
+
+
+def fts_words(words: str) -> str | None:
+    """Words typed in a search box -> an FTS5 query: every word a prefix (``Афганистан*``),
+    a ``"quoted phrase"`` kept together; None for nothing to search."""
+    terms = []
+    for phrase, word in re.findall(r'"([^"]*)"|(\S+)', words or ""):
+        text = (phrase or word).replace('"', '""').strip()
+        if text:
+            terms.append(f'"{text}"' if phrase else f'"{text}"*')
+    return " ".join(terms) or None
+
+
+def person_page(
+    db: Database, person_id: str, *, q: str | None = None, limit: int = 50, offset: int = 0
+) -> dict[str, Any] | None:
+    """What a person's page shows, or None if there is no such person: the `persons` row; their
+    `turns`, newest first (`limit` from `offset`; only those containing the words `q` when
+    given), with `total`; the `labels` they are printed under and the `positions` printed with
+    their name, most frequent first; the `evidence` their turns rest on."""
+    rows = _rows(db, "SELECT * FROM persons WHERE id = ?", [person_id])
+    if not rows:
+        return None
+    match = fts_words(q or "")
+    where = "u.person_id = ?"
+    params: list[Any] = [person_id]
+    if match:
+        where += " AND u.rowid IN (SELECT rowid FROM utterances_fts WHERE utterances_fts MATCH ?)"
+        params.append("{text} : (" + match + ")")
+    total = db.execute(f"SELECT count(*) FROM utterances u WHERE {where}", params).fetchone()[0]
+    turns = _rows(
+        db,
+        "SELECT u.event_id, e.lang, e.published_at, e.title, u.seq, u.speaker, u.position, "
+        "u.marker, u.person_evidence, u.person_note, u.text FROM utterances u "
+        f"JOIN events e ON e.id = u.event_id WHERE {where} "
+        "ORDER BY e.published_at DESC, u.event_id, u.seq LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+
+    def counted(column: str) -> list[tuple[str, int]]:
+        return db.execute(
+            f"SELECT {column}, count(*) FROM utterances WHERE person_id = ? AND {column} "
+            "IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20",
+            [person_id],
+        ).fetchall()
+
+    return {
+        "person": rows[0],
+        "turns": turns,
+        "total": total,
+        "labels": counted("speaker"),
+        "positions": counted("position"),
+        "evidence": counted("person_evidence"),
+        "mentions": db.execute(
+            "SELECT count(*) FROM mentions WHERE person_id = ?", [person_id]
+        ).fetchone()[0],
+    }
+
+
 # -- reading for the Datasette transcript page (the plugin calls it through Datasette's read-only
 # connections) -------------------------------------------------------------------------------
 
@@ -1037,7 +1572,10 @@ def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
         "event": event,
         "utterances": list(
             db.query(
-                "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
+                "SELECT u.seq, u.speaker, u.text, u.person_id, p.name AS person, "
+                f"p.name_{'ru' if event['lang'] == 'ru' else 'en'} AS person_local, u.position, "
+                "u.marker, u.person_evidence, u.person_note FROM utterances u "
+                "LEFT JOIN persons p ON p.id = u.person_id WHERE u.event_id = ? ORDER BY u.seq",
                 [event_id],
             )
         ),
@@ -1164,6 +1702,10 @@ def event_origin(db: Database, event_id: str) -> str | None:
     return None if row is None else (row[0] or "crawl")
 
 
+# Who a turn's speaker is, as exports carry it.
+TURN_PERSON_KEYS = ("person_id", "person", "position", "marker", "person_evidence")
+
+
 def iter_event_records(
     db: Database,
     *,
@@ -1174,7 +1716,8 @@ def iter_event_records(
 ) -> Iterator[dict[str, Any]]:
     """Every matching event, oldest first (as `iter_event_ids`), one at a time, as
     ``{"event": <events row>, "fetch": <EXPORT_FETCH_COLUMNS of its fetch, or None>,
-    "utterances": [{seq, speaker, text}], "tags": [{kind, name, url}]}``.
+    "utterances": [{seq, speaker, text, person_id, person, position, marker, person_evidence}],
+    "tags": [{kind, name, url}]}`` (`person`: the person's name in the event's language).
 
     One streaming query walks `events` (joined with the fetch its content came from); an
     event's utterances and tags are read when it is reached. Memory does not grow with the
@@ -1199,10 +1742,13 @@ def iter_event_records(
             "event": event,
             "fetch": fetch if fetch.pop("id") is not None else None,
             "utterances": [
-                {"seq": r[0], "speaker": r[1], "text": r[2]}
+                dict(zip(("seq", "speaker", "text", *TURN_PERSON_KEYS), r, strict=True))
                 for r in db.execute(
-                    "SELECT seq, speaker, text FROM utterances WHERE event_id = ? ORDER BY seq",
-                    [event["id"]],
+                    "SELECT u.seq, u.speaker, u.text, u.person_id, coalesce(CASE ? WHEN 'ru' "
+                    "THEN p.name_ru ELSE p.name_en END, p.name), u.position, u.marker, "
+                    "u.person_evidence FROM utterances u LEFT JOIN persons p ON p.id = u.person_id "
+                    "WHERE u.event_id = ? ORDER BY u.seq",
+                    [event["lang"], event["id"]],
                 )
             ],
             "tags": [
@@ -1274,6 +1820,7 @@ def stats_summary(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
             "runs",
             "errors",
             "coverage",
+            "persons",
         )
     }
     return {
@@ -1281,6 +1828,7 @@ def stats_summary(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
         "years": list(years.values()),
         "tags": tags,
         "coverage": coverage_counts(db),
+        "persons": person_counts(db),
         "runs": runs,
         "last_run_errors": last_run_errors,
     }

@@ -49,6 +49,23 @@ class Tag:
     url: str | None = None
 
 
+@dataclass(frozen=True)
+class Mention:
+    """A link to a person's catalog page inside the text (a hover card, SITE.md §2).
+
+    `catalog_id` is the site's person id (`/catalog/persons/<id>/…`); `text` the link's visible
+    text (``Sergei Chemezov``, or one part of a name split over two links); `card_name` and
+    `card_title` the hover card's name (surname first, as the catalog writes it) and
+    description, when the card is there; `turn` the `seq` of the speaker turn whose label holds
+    the link, None for a link in the lead or in running text."""
+
+    catalog_id: int
+    text: str
+    card_name: str | None = None
+    card_title: str | None = None
+    turn: int | None = None
+
+
 @dataclass
 class Transcript:
     # -- content (parsing.py) -------------------------------------------------------------
@@ -66,6 +83,9 @@ class Transcript:
     updated_at: str | None = None  # "Last updated at" where the page shows it
     twin_url: str | None = None  # the same event on the other language site
     announce_date: str | None = None  # announcements: the announced day (YYYY-MM-DD)
+    # Links to persons in the lead and body, in page order. Not content (CONTENT_FIELDS): what
+    # the page says is its text; the links are evidence of who is who (persons.py).
+    mentions: list[Mention] = field(default_factory=list)
 
     # -- provenance (crawl / reparse / import) -------------------------------------------
     source_url: str | None = None  # as requested / as given by the user
@@ -108,6 +128,9 @@ class Transcript:
             u if isinstance(u, Utterance) else Utterance(**u) for u in kwargs.get("utterances", [])
         ]
         kwargs["tags"] = [t if isinstance(t, Tag) else Tag(**t) for t in kwargs.get("tags", [])]
+        kwargs["mentions"] = [
+            m if isinstance(m, Mention) else Mention(**m) for m in kwargs.get("mentions", [])
+        ]
         return cls(**kwargs)
 
     def set_provenance(

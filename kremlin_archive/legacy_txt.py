@@ -242,6 +242,7 @@ def import_txt(
         db, run_id=run_id, spider="import-txt", command="import-txt", arguments=arguments or {}
     )
     status, reason = "failed", "failed"
+    index = dbmod.person_index(db)
     try:
         for path in files:
             result.files += 1
@@ -260,12 +261,13 @@ def import_txt(
                 else:
                     transcript.run_id = run_id
                     transcript.spider = "import-txt"
-                    outcome = dbmod.save_transcript(db, transcript)
+                    outcome = dbmod.save_transcript(db, transcript, index=index)
                     result.outcomes[outcome.outcome] += 1
             if progress:
                 progress(1)
         if result.imported or result.kept:
             status, reason = "finished", "finished"
+            dbmod.settle_persons(db)
         else:
             reason = "nothing importable"
     except KeyboardInterrupt:

@@ -17,8 +17,9 @@ Public API
     The Atom feed, read with a parser that neither expands entities nor touches the network;
     reason ``not-feed`` for anything else.
 ``split_speaker_label(paragraph) -> (speaker, rest) | None``, ``is_section_break(text)``,
-``assemble_utterances(...)``, ``normalize_text(text)``
-    The text-level rules, shared with the legacy plain-text import.
+``assemble_utterances(...)``, ``utterances_from_paragraphs(...)``, ``text_after_label(...)``,
+``is_role_label(label)``, ``normalize_text(text)``
+    The text-level rules, shared with the legacy plain-text import (and `persons.py`).
 
 Contracts of `parse_event`
 --------------------------
@@ -61,7 +62,7 @@ parenthetical before the colon, hover cards inside the label.
 * `speaker` is the label as printed minus its colon, whitespace-collapsed: titles, capitals and
   parentheticals are kept (``President of Russia Vladimir Putin``,
   ``Vladimir Putin (retranslated)``). The parser does not decide who is who; grouping
-  ``VLADIMIR PUTIN`` with ``President of Russia Vladimir Putin`` is a downstream concern.
+  ``VLADIMIR PUTIN`` with ``President of Russia Vladimir Putin`` is `persons.py`'s job.
 * One `Utterance` per label: its `text` is the turn's paragraphs joined by ``"\\n"``, one line
   per paragraph, the label (and the whitespace after its colon) removed from the first. A label
   standing alone in its paragraph ("Minister Alexander Tkachev:" with the speech in the next
@@ -70,11 +71,20 @@ parenthetical before the colon, hover cards inside the label.
   turn with speaker None; a section break (``<p><b>* * *</b></p>``) starts a new speaker-None
   turn. A bold line ending in a colon that is not a speaker label (``Meeting points:``) is a
   heading and simply continues the current turn. `seq` counts turns from 1.
+* Labels that only bold marks (10 turns on 7 pages of the mirror): a bold name with no colon,
+  when the page uses the same label with a colon elsewhere (``<b>Megyn Kelly</b> With this?``)
+  or when a full stop closes it and it is a personal name (``<b>Kseniya Slutskaya. </b>Good
+  afternoon``); a one-word label in bold followed by the turn's text (``<b>Alina:</b> Good
+  afternoon``). The text after such a label starts as speech does (a capital, a quotation
+  mark). Plain text has no bold: `utterances_from_paragraphs` takes only the first kind.
+* A paragraph in bold from start to end whose text goes on after its colon is a heading, not a
+  label (``<b>Speech at the plenary session Physical Education and Sports: New Development
+  Targets …</b>``, en 58770).
 * Invariant (checked over the whole mirror by the sweep test): the utterance lines, in order, are
-  the paragraphs; a labelled turn's first line is ``split_speaker_label(paragraph)[1]`` and its
-  speaker ``split_speaker_label(paragraph)[0]``.
-* Not recognised: labels without any colon (``<b>Vladimir Putin.</b> Yes.``), about ten
-  paragraphs in the mirror; they continue the previous turn.
+  the paragraphs; a labelled turn's first line is ``text_after_label(paragraph, speaker)``.
+* `mentions`: the person links (hover cards, §2) of the lead and the body, with the catalog id,
+  the link text, the card's name and description, and the turn whose label holds the link.
+  Who a turn's speaker is, is not the parser's business: `persons.py` decides from these.
 
 Tags and sections
 -----------------
@@ -99,10 +109,10 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 
 from kremlin_archive import urls
-from kremlin_archive.items import Tag, Transcript, Utterance
+from kremlin_archive.items import Mention, Tag, Transcript, Utterance
 from kremlin_archive.timestamps import moscow_iso
 
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"  # 1.1: labels only bold marks, bold headings, person links
 
 
 class ParseError(Exception):
@@ -242,6 +252,14 @@ _LAST_WORD_ROLES = _words(
 )
 
 
+def is_role_label(label: str) -> bool:
+    """Whether a speaker label names a role, not a person: by its first word (``Question``,
+    ``Response from the hall``, ``Реплика``) or its last (``Call centre operator``)."""
+    words = [w.strip(_WORD_EDGE) for w in _TRAILING_NOTE.sub("", normalize_text(label)).split()]
+    words = [w for w in words if w]
+    return bool(words) and (words[0].lower() in _ROLES or words[-1].lower() in _LAST_WORD_ROLES)
+
+
 def _name_like(word: str) -> bool:
     word = word.strip(_WORD_EDGE)
     return bool(word) and (word[0].isupper() or bool(_NAME_PARTICLE.match(word)))
@@ -337,7 +355,9 @@ def assemble_utterances(lines: Iterable[tuple[str | None, str, bool]]) -> list[U
 
 
 def utterances_from_paragraphs(paragraphs: Iterable[str]) -> list[Utterance]:
-    """Speaker turns from plain-text paragraphs (labels by `split_speaker_label` alone)."""
+    """Speaker turns from plain-text paragraphs: labels by `split_speaker_label`, and, as on a
+    page, a label the text uses with a colon elsewhere standing without one at the start of a
+    paragraph (`label_without_colon`)."""
     lines = []
     for paragraph in paragraphs:
         if is_section_break(paragraph):
@@ -345,7 +365,53 @@ def utterances_from_paragraphs(paragraphs: Iterable[str]) -> list[Utterance]:
             continue
         split = split_speaker_label(paragraph)
         lines.append((split[0], split[1], False) if split else (None, paragraph, False))
+    labels = sorted({line[0] for line in lines if line[0]}, key=len, reverse=True)
+    for index, (label, text, is_break) in enumerate(lines):
+        if label is None and not is_break:
+            found = label_without_colon(text, labels)
+            if found:
+                lines[index] = (found[0], found[1], False)
     return assemble_utterances(lines)
+
+
+def label_without_colon(paragraph: str, labels: Sequence[str]) -> tuple[str, str] | None:
+    """``"Megyn Kelly With this?"`` -> ``("Megyn Kelly", "With this?")`` when ``Megyn Kelly``
+    is one of `labels` (longest first): the paragraph opens with the label, then a full stop,
+    a space or a capital (``Megyn KellyVladimir Putin could …``, glued on the page), and
+    goes on with text that does not start in lower case. None otherwise."""
+    for label in labels:
+        if len(paragraph) <= len(label) or not paragraph.startswith(label):
+            continue
+        after = paragraph[len(label)]
+        if not (after.isspace() or after == "." or after.isupper()):
+            continue
+        rest = paragraph[len(label) :]
+        rest = (rest[1:] if rest.startswith(".") else rest).strip()
+        if _opens_speech(rest):
+            return label, rest
+    return None
+
+
+def text_after_label(paragraph: str, speaker: str) -> str | None:
+    """The paragraph without the label `speaker` it opens with (what a turn's first line is),
+    None if it does not open with it: ``label: text`` (`split_speaker_label`, or a one-word
+    label, which only bold marks on a page) or a label without a colon
+    (`label_without_colon`)."""
+    split = split_speaker_label(paragraph)
+    if split is not None:
+        return split[1] if split[0] == speaker else None
+    head, colon, rest = paragraph.partition(":")
+    if colon and normalize_text(head) == speaker:
+        return rest.strip()
+    found = label_without_colon(paragraph, [speaker])
+    return found[1] if found else None
+
+
+def _opens_speech(rest: str) -> bool:
+    """Text after a label without a colon starts as speech does: a capital or a quotation
+    mark. Not a lower-case word that goes on with the bold words ("<b>Remark </b><i>from the
+    audience.</i>"), not a bracketed note ("Margarita Simonyan [editor-in-chief …], please.")."""
+    return bool(rest) and (rest[0].isupper() or rest[0] in '«“„"')
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,10 +564,12 @@ def _article(root):
     return _first(_X_ANY_ARTICLE, root)
 
 
-def _runs(element, bold_owner=None, out=None) -> list:
+def _runs(element, bold_owner=None, out=None, links=None) -> list:
     """The visible text of `element` as runs ``(text, bold_owner)``, where `bold_owner` is the
     outermost ``b``/``strong`` around the run (None if not bold). Hover cards (``.masha-ignore``,
-    ``.read__tooltip``) are skipped but the text after them is kept; ``<br>`` is a space."""
+    ``.read__tooltip``) are skipped but the text after them is kept; ``<br>`` is a space. With
+    a `links` list, person links (``a.person_tag``) are appended to it as ``(index of their
+    first run, element)``."""
     if out is None:
         out = []
     if element.text:
@@ -515,8 +583,10 @@ def _runs(element, bold_owner=None, out=None) -> list:
             elif tag == "br":
                 out.append((" ", bold_owner))
             elif tag not in _SILENT_TAGS:
+                if links is not None and tag == "a" and cls and "person_tag" in cls:
+                    links.append((len(out), child))
                 owner = child if bold_owner is None and tag in _BOLD_TAGS else bold_owner
-                _runs(child, owner, out)
+                _runs(child, owner, out, links)
         if child.tail:
             out.append((child.tail, bold_owner))
     return out
@@ -551,53 +621,198 @@ def _text(element) -> str:
     return _join_runs(_runs(element))
 
 
-def _bold_label_zone(runs: Sequence[tuple[str, object]]) -> bool:
-    """Whether the paragraph opens with a label-shaped bold zone: from the first visible
-    character to the first colon everything is bold, except whitespace and parentheticals
-    (``<b>Vladimir Putin</b> (<i>retranslated</i>): …``, ``<b>Vladimir Putin (</b>…): …``)."""
+def _bold_label_zone(runs: Sequence[tuple[str, object]]) -> int:
+    """Where the label of a paragraph that opens with a label-shaped bold zone ends: from the
+    first visible character to the first colon everything is bold, except whitespace and
+    parentheticals (``<b>Vladimir Putin</b> (<i>retranslated</i>): …``, ``<b>Vladimir Putin
+    (</b>…): …``). Returns the offset of that colon in the runs' raw text, -1 if there is none."""
     seen = 0
+    offset = 0
     started = False
     depth = 0
     for text, owner in runs:
         for char in text:
             if char == ":":
-                return started
+                return offset if started else -1
+            offset += 1
             seen += 1
             if seen > _MAX_LABEL:
-                return False
+                return -1
             if char.isspace():
                 continue
             if not started:
                 if owner is None:
-                    return False
+                    return -1
                 started = True
             if char == "(":
                 depth += 1
             elif char == ")":
                 depth = max(0, depth - 1)
             elif owner is None and depth == 0:
-                return False
-    return False
+                return -1
+    return -1
 
 
-def _paragraph(element) -> tuple[str, tuple[str | None, str, bool]] | None:
-    """A body paragraph -> (its text, (speaker, line, is_break)); None if it is empty."""
+def _bold_lead(runs: Sequence[tuple[str, object]]) -> tuple[str, str, bool, int] | None:
+    """A paragraph that opens with bold text followed by plain text and no colon:
+    ``<b>Vladimir Putin.</b> Yes.``, ``<b>Sebastian Kurz</b>. Thank you``, ``<b>Megyn
+    Kelly</b> With this?`` -> ``(bold text, the rest, whether a full stop closed the bold text,
+    raw offset where the bold text ends)``. None for any other paragraph."""
+    bold: list[tuple[str, object]] = []
+    offset = 0
+    rest_at = None
+    for index, (text, owner) in enumerate(runs):
+        if owner is None and not text.isspace():
+            if not bold:
+                return None
+            rest_at = index
+            break
+        bold.append((text, owner))
+        offset += len(text)
+    if rest_at is None:
+        return None
+    core = _join_runs(bold)
+    rest = normalize_text("".join(text for text, _ in runs[rest_at:]))
+    dotted = core.endswith(".")
+    if dotted:
+        core = core[:-1].rstrip()
+    elif rest.startswith("."):
+        dotted = True
+        rest = rest[1:].lstrip()
+    if not core or ":" in core or not _opens_speech(rest):
+        return None
+    return core, rest, dotted, offset
+
+
+def _personal_name(text: str) -> bool:
+    """Two to four capitalised words of letters (``Kseniya Slutskaya``): a name, which a bold
+    lead closed by a full stop may be without a colon. Dates and places with numbers
+    (``May 8. Alexander Garden``) are not."""
+    words = text.split()
+    return (
+        2 <= len(words) <= 4
+        and all(w[0].isupper() and w.replace("-", "").replace("’", "").isalpha() for w in words)
+        and is_speaker_label(text)
+    )
+
+
+def _single_name(label: str) -> bool:
+    """A label of one capitalised word (``Alina``), which only a page, in bold and followed by
+    the turn's text, can carry: not a heading or data word (``Email``)."""
+    word = label.strip()
+    return (
+        bool(word)
+        and " " not in word
+        and word[0].isupper()
+        and word.replace("-", "").isalpha()
+        and word.lower() not in _NOT_SPEAKERS
+        and word not in _OPENERS
+        and word not in _PRONOUNS
+    )
+
+
+@dataclass
+class _Para:
+    """One body paragraph as `parse_event` reads it. `line` is ``(speaker, text without the
+    label, is_break)`` for `assemble_utterances`; `bare` a label candidate without a colon
+    (`_bold_lead`), which only the whole page can confirm; `links` the person links with the
+    raw offset of their text; `label_end` the raw offset where the label ends."""
+
+    text: str
+    line: tuple[str | None, str, bool]
+    bare: tuple[str, str, bool, int] | None = None
+    links: list | None = None
+    label_end: int = -1
+
+
+def _paragraph(element) -> _Para | None:
+    """A body paragraph; None if it is empty."""
     if not len(element):  # plain text, no bold: cannot carry a label
         text = normalize_text(element.text or "")
         if not text:
             return None
-        return text, (None, text, text[0] == "*" and is_section_break(text))
-    runs = _runs(element)
+        return _Para(text, (None, text, text[0] == "*" and is_section_break(text)))
+    links: list = []
+    runs = _runs(element, links=links)
     text = _join_runs(runs)
     if not text:
         return None
+    if links:
+        offsets, at = [], 0
+        for text_run, _ in runs:
+            offsets.append(at)
+            at += len(text_run)
+        offsets.append(at)
+        links = [(offsets[index], anchor) for index, anchor in links]
     if text[0] == "*" and is_section_break(text):
-        return text, (None, text, True)
-    if _bold_label_zone(runs):
+        return _Para(text, (None, text, True), links=links)
+    colon = _bold_label_zone(runs)
+    if colon >= 0:
         split = split_speaker_label(text)
-        if split:
-            return text, (split[0], split[1], False)
-    return text, (None, text, False)
+        if split is None:
+            label, _, rest = text.partition(":")
+            label, rest = normalize_text(label), rest.strip()
+            if rest and _single_name(label):
+                split = (label, rest)
+        # A paragraph in bold from start to end whose text goes on after the colon is a
+        # heading ("Speeches at the opening of the Imperial Capitals: St Petersburg – …").
+        if split and not (split[1] and all(o is not None or t.isspace() for t, o in runs)):
+            return _Para(text, (split[0], split[1], False), links=links, label_end=colon)
+        return _Para(text, (None, text, False), links=links)
+    return _Para(text, (None, text, False), bare=_bold_lead(runs), links=links)
+
+
+_PERSON_HREF = re.compile(r"/catalog/persons/(\d+)(?:[/?#]|$)")
+
+
+def _mention(anchor, turn: int | None) -> Mention | None:
+    """A person link -> `Mention` (catalog id from its href, visible text, hover card)."""
+    found = _PERSON_HREF.search(anchor.get("href") or "")
+    text = _text(anchor)
+    if not found or not text:
+        return None
+    card_name = card_title = None
+    for span in anchor.iter("span"):
+        cls = span.get("class") or ""
+        if card_name is None and "tooltip_title" in cls:
+            card_name = normalize_text("".join(span.itertext())) or None
+        elif card_title is None and "tooltip_description" in cls:
+            card_title = normalize_text("".join(span.itertext())) or None
+    return Mention(int(found.group(1)), text, card_name, card_title, turn)
+
+
+def _body_turns(
+    parts: Sequence[_Para],
+) -> tuple[list[tuple[str | None, str, bool]], list[Mention]]:
+    """The `assemble_utterances` lines of the body and its person links. A bold lead without a
+    colon opens a turn when the page uses the same words as a label elsewhere, or when a full
+    stop closes it and it is a personal name (`_personal_name`)."""
+    labels = {p.line[0] for p in parts if p.line[0]}
+    lines: list[tuple[str | None, str, bool]] = []
+    mentions: list[Mention] = []
+    seq = 0
+    for part in parts:
+        line, label_end = part.line, part.label_end
+        if part.bare is not None:
+            core, rest, dotted, end = part.bare
+            if core in labels or (dotted and _personal_name(core)):
+                line, label_end = (core, rest, False), end
+        if not lines or line[0] is not None or line[2]:
+            seq += 1
+        lines.append(line)
+        for offset, anchor in part.links or ():
+            in_label = line[0] is not None and offset < label_end
+            mention = _mention(anchor, seq if in_label else None)
+            if mention is not None:
+                mentions.append(mention)
+    return lines, mentions
+
+
+def _lead_mentions(lead) -> list[Mention]:
+    if lead is None:
+        return []
+    found = (_mention(a, None) for a in lead.iter("a") if "person_tag" in (a.get("class") or ""))
+    return [m for m in found if m is not None]
 
 
 def _absolute(base: str, href: str | None) -> str | None:
@@ -936,13 +1151,8 @@ def parse_event(body: bytes, url: str) -> Transcript:
     columns, status = _status_blocks(page.bottommeta)
     published_at, announce_date = _published(page, status)
 
-    paragraphs: list[str] = []
-    lines: list[tuple[str | None, str, bool]] = []
-    for element in page.paragraphs:
-        parsed = _paragraph(element)
-        if parsed:
-            paragraphs.append(parsed[0])
-            lines.append(parsed[1])
+    parts = [part for part in map(_paragraph, page.paragraphs) if part is not None]
+    lines, mentions = _body_turns(parts)
 
     tags, sections = _tags(columns, status, expected.url)
     return Transcript(
@@ -953,13 +1163,14 @@ def parse_event(body: bytes, url: str) -> Transcript:
         published_at=published_at,
         lead=_lead(page.lead),
         place=_text(page.place) or None,
-        paragraphs=paragraphs,
+        paragraphs=[part.text for part in parts],
         utterances=assemble_utterances(lines),
         tags=tags,
         sections=sections,
         updated_at=_updated(read),
         twin_url=_twin(root, expected),
         announce_date=announce_date,
+        mentions=_lead_mentions(page.lead) + mentions,
         parser_version=PARSER_VERSION,
     )
 

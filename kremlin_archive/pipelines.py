@@ -78,7 +78,7 @@ class StorePipeline(_RunPipeline):
         if not isinstance(item, Transcript):
             return item
         try:
-            result = dbmod.save_transcript(run.db, item)
+            result = dbmod.save_transcript(run.db, item, index=run.person_index)
         except Exception as exc:  # the transaction rolled back: nothing half-written
             self.stats.inc_value("kremlin/events/failed")
             run.record_error(url=item.url, stage="store", reason=repr(exc), fetch_id=item.fetch_id)

@@ -80,6 +80,11 @@ def event_url(lang: str, kremlin_id: int) -> str:
     return f"{site_root(lang)}/events/president/news/{int(kremlin_id)}"
 
 
+def catalog_person_url(lang: str, catalog_id: int) -> str:
+    """A person's page in the site's catalog (the events they took part in)."""
+    return f"{site_root(lang)}/catalog/persons/{int(catalog_id)}/events"
+
+
 def parse_event_url(url: object) -> EventURL:
     """Resolve any accepted form of an event URL; raise ValueError naming the URL otherwise."""
     if isinstance(url, bytes):

@@ -267,6 +267,8 @@ def test_a_closed_run_is_finished_with_its_counts(run, crawler):
         "window_short": None,
         "gaps": {},
         "listings_untrusted": None,
+        # the run stored events: persons settled (an empty archive: nothing to resolve)
+        "persons": {"events": 0, "labels": 0, "turns_changed": 0},
     }
 
 

@@ -274,6 +274,7 @@ def test_speaker_and_tag_facets_come_back(ds):
 CANNED = {
     "search_everything": ({"q": "Токаев", "lang": ""}, "event_id", RU_ID),
     "speaker_said": ({"speaker": "Токаев", "words": "Афганистан"}, "event_id", RU_ID),
+    "person_said": ({"person": "1640", "words": "Афганистан"}, "event_id", RU_ID),
     "events_between": ({"since": "2021-08-21", "until": "2021-08-21", "lang": "ru"}, "id", RU_ID),
     "most_turns": ({"since": "2017-01-01", "until": "2017-12-31", "lang": "en"}, "id", EN_ID),
     "changed_since": ({"since": "2026-11-20"}, "event_id", RU_ID),
@@ -302,6 +303,22 @@ def test_speaker_said_finds_the_speakers_turns_only(ds):
     assert rows and all(row["speaker"] == "В.Путин" for row in rows)
     rows = get_json(ds, "/kremlin/speaker_said.json?_shape=array&speaker=Putin&words=Valdai")
     assert {row["event_id"] for row in rows} == {EN_ID}
+
+
+def test_person_said_finds_a_person_however_the_label_prints_them(ds):
+    """By person, not by label: "Путин" (a name of the person a-vladimir-putin) finds the
+    Russian page's "В.Путин" and the English page's "Vladimir Putin" turns; a label's own
+    words that are not the person's name find nothing."""
+    rows = get_json(ds, "/kremlin/person_said.json?_shape=array&person=Путин&words=")
+    assert {(row["event_id"], row["label"]) for row in rows} >= {
+        (RU_ID, "В.Путин"),
+        (EN_ID, "Vladimir Putin"),
+    }
+    assert {row["person_id"] for row in rows} == {"a-vladimir-putin"}
+    said = "/kremlin/person_said.json?_shape=array&person="
+    rows = get_json(ds, f"{said}a-vladimir-putin&words=Valdai")
+    assert rows and {row["event_id"] for row in rows} == {EN_ID}
+    assert get_json(ds, f"{said}President&words=") == []
 
 
 def test_canned_queries_with_empty_parameters_return_nothing_without_error(ds):

@@ -78,10 +78,12 @@ class Stats(Counter):
 
 
 class Run:
-    """What the pipelines use of CrawlRun: the database, the run id, record_error."""
+    """What the pipelines use of CrawlRun: the database, the run id, the archive's names of
+    persons, record_error."""
 
     def __init__(self, database: Database, stats: Stats):
         self.db, self.stats, self.run_id = database, stats, "fuzz-run"
+        self.person_index = dbmod.person_index(database)
         dbmod.start_run(database, run_id=self.run_id, spider="fuzz", command="fuzz", arguments={})
 
     def record_error(self, *, url, stage, reason, status=None, fetch_id=None):

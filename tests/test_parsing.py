@@ -25,6 +25,7 @@ from kremlin_archive.parsing import (
     parse_feed,
     parse_listing,
     split_speaker_label,
+    text_after_label,
 )
 
 EN = "http://en.kremlin.ru/events/president/news/"
@@ -334,7 +335,7 @@ def test_text_without_labels_is_narration():
 @pytest.mark.parametrize("name", EVENT_PAGES)
 def test_utterances_reproduce_the_paragraphs(name):
     """Each utterance line is one paragraph; a labelled turn's first line is the paragraph
-    without its label."""
+    without its label (`text_after_label`)."""
     t = parsed(name)
     lines = [line for u in t.utterances for line in u.text.split("\n")]
     assert len(lines) == len(t.paragraphs)
@@ -344,7 +345,7 @@ def test_utterances_reproduce_the_paragraphs(name):
         if turn.speaker is None:
             assert turn.text.split("\n")[0] == first
         else:
-            assert split_speaker_label(first) == (turn.speaker, turn.text.split("\n")[0])
+            assert text_after_label(first, turn.speaker) == turn.text.split("\n")[0]
         index += turn.text.count("\n") + 1
     assert [u.seq for u in t.utterances] == list(range(1, len(t.utterances) + 1))
 

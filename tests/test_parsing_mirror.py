@@ -21,7 +21,13 @@ from lxml import etree
 
 from kremlin_archive.items import Transcript
 from kremlin_archive.legacy_txt import format_txt, parse_txt
-from kremlin_archive.parsing import ParseError, is_section_break, parse_event, split_speaker_label
+from kremlin_archive.parsing import (
+    ParseError,
+    is_section_break,
+    parse_event,
+    split_speaker_label,
+    text_after_label,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -160,8 +166,9 @@ def test_twin_is_the_same_event_on_the_other_site(sweep):
 
 def utterance_problems(t: Transcript) -> list[str]:
     """The invariant linking utterances to paragraphs (parsing.py docstring): the utterance
-    lines are the paragraphs, in order, one line each; a labelled turn's first line and speaker
-    are ``split_speaker_label`` of its paragraph; an unlabelled line is the paragraph itself."""
+    lines are the paragraphs, in order, one line each; a labelled turn's first line is its
+    paragraph without the label (``text_after_label``); an unlabelled line is the paragraph
+    itself."""
     problems = []
     index = 0
     for number, turn in enumerate(t.utterances, start=1):
@@ -172,7 +179,7 @@ def utterance_problems(t: Transcript) -> list[str]:
                 return [*problems, "more lines than paragraphs"]
             paragraph = t.paragraphs[index]
             if offset == 0 and turn.speaker is not None:
-                if split_speaker_label(paragraph) != (turn.speaker, line):
+                if text_after_label(paragraph, turn.speaker) != line:
                     problems.append(f"label of paragraph {index}")
             elif line != paragraph:
                 problems.append(f"paragraph {index}")
@@ -188,6 +195,29 @@ def test_utterances_reproduce_the_paragraphs(sweep):
         for p in parsed(sweep)
         if (problems := utterance_problems(p.transcript))
     } == {}
+
+
+def test_labels_only_bold_marks_are_few_and_read_on_the_page(sweep):
+    """Turns whose label `split_speaker_label` alone would not see: without a colon
+    (``<b>Vladimir Putin.</b> Yes.``, ``<b>Megyn Kelly</b> With this?``) or of one word
+    (``<b>Alina:</b>``). Each of these pages was read: 10 turns on 7 pages, all real turns."""
+    found: dict[int, list[str]] = {}
+    for p in parsed(sweep):
+        index = 0
+        for turn in p.transcript.utterances:
+            paragraph = p.transcript.paragraphs[index]
+            if turn.speaker is not None and split_speaker_label(paragraph) is None:
+                found.setdefault(p.kremlin_id, []).append(turn.speaker)
+            index += turn.text.count("\n") + 1
+    assert found == {
+        51716: ["Alina", "Alina"],
+        55052: ["Yekaterina Rogova"],
+        56699: ["Vladimir Putin"],
+        56712: ["Kseniya Slutskaya"],
+        56952: ["Sebastian Kurz"],
+        57027: ["Megyn Kelly", "Megyn Kelly", "Megyn Kelly"],
+        60583: ["Vladimir Putin"],
+    }
 
 
 def labelled_turns(t: Transcript) -> int:
@@ -223,19 +253,23 @@ def test_transcripts_without_turns_are_unlabelled_in_the_html(sweep):
 def test_txt_round_trip(sweep):
     """parse_txt(format_txt(t)) gives back every field the text format carries; plain text
     cannot see bold, so the import may find a label in an unbolded paragraph ("Question: …" left
-    unbolded, "The United Kingdom: “…”") but never loses one the page has."""
-    differing = []
+    unbolded, "The United Kingdom: “…”"), and it loses only the labels that bold alone marks
+    (a one-word ``Alina:``, ``Kseniya Slutskaya.`` used nowhere else with a colon)."""
+    differing, lost = [], []
     for page in parsed(sweep):
         t = page.transcript
         back = parse_txt(format_txt(t))
         for name in ("title", "published_at", "place", "lead", "paragraphs"):
             assert getattr(back, name) == getattr(t, name), (page.kremlin_id, name)
         if back.utterances != t.utterances:
-            assert labelled_paragraphs(t) < labelled_paragraphs(back), page.kremlin_id
+            missing = labelled_paragraphs(t) - labelled_paragraphs(back)
+            assert all(split_speaker_label(t.paragraphs[i]) is None for i in missing)
+            lost.extend((page.kremlin_id, i) for i in missing)
             differing.append(page.kremlin_id)
     print(f"\ntxt round trip: utterances identical on {len(parsed(sweep)) - len(differing)} pages;")
-    print(f"an unbolded paragraph read as a label on {len(differing)}: {differing}")
+    print(f"they differ on {len(differing)}: {differing}; labels only bold marks lost: {lost}")
     assert len(differing) <= 0.005 * len(parsed(sweep))
+    assert len(lost) <= 3
 
 
 def labelled_paragraphs(t: Transcript) -> set[int]:

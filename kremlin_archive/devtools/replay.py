@@ -392,9 +392,7 @@ class Page:
     content_type: str = CONTENT_TYPES[".html"]
     headers: dict[str, str] = field(default_factory=dict)
     last_modified: str | None = None
-    captured: str = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
-    )
+    captured: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S"))
 
 
 _REMOVED = Page(b"", status=404)

@@ -9,7 +9,9 @@ Layouts (the README's "Exports and legacy text" says the same for users):
 - **txt** -- one file per event, `<id>.txt` (e.g. `ru-66419.txt`), in the legacy plain-text
   format of `legacy_txt.format_txt` (UTF-8, no trailing newline).
 - **jsonl** -- one JSON object per line and event: the content fields (`paragraphs`, `sections`,
-  `speakers` as lists), `utterances` (`seq`, `speaker`, `text`), `tags` (`kind`, `name`, `url`)
+  `speakers` as lists), `utterances` (`seq`, `speaker` -- the label as printed --, `text`, and
+  who it is: `person_id`, `person` (the name in the event's language), `position`, `marker`,
+  `person_evidence`), `tags` (`kind`, `name`, `url`)
   and `provenance` (`PROVENANCE_KEYS`: the fetch the content came from, its WARC record, parser
   version, origin, revision count, license and attribution). Absent values are `null`.
 - **csv** -- two files, RFC 4180 (comma, double quotes, CRLF), UTF-8 without BOM, a header row:
@@ -69,7 +71,7 @@ CONTENT_KEYS = (
 EVENT_COLUMNS = (
     *CONTENT_KEYS, "sections", "tags", "speakers", "utterance_count", "text", *PROVENANCE_KEYS
 )  # fmt: skip
-UTTERANCE_COLUMNS = ("event_id", "seq", "speaker", "text")
+UTTERANCE_COLUMNS = ("event_id", "seq", "speaker", "text", *dbmod.TURN_PERSON_KEYS)
 
 Progress = Callable[[int], None]
 
@@ -150,7 +152,9 @@ def record_transcript(record: dict[str, Any]) -> Transcript:
             "lead": event["lead"] or "",
             "paragraphs": _list(event["paragraphs"]),
             "sections": _list(event["sections"]),
-            "utterances": record["utterances"],
+            "utterances": [
+                {key: u[key] for key in ("seq", "speaker", "text")} for u in record["utterances"]
+            ],
             "tags": record["tags"],
             "source_url": event["source_url"],
             "fetched_at": event["fetched_at"],
@@ -246,7 +250,7 @@ def _write_csv(records: Iterable[dict], events_path: Path, utterances_path: Path
             events.writerow(csv_event_row(record))
             event_id = record["event"]["id"]
             utterances.writerows(
-                [event_id, u["seq"], u["speaker"], u["text"]] for u in record["utterances"]
+                [event_id, *(u[key] for key in UTTERANCE_COLUMNS[1:])] for u in record["utterances"]
             )
             result.events += 1
     return result

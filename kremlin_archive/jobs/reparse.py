@@ -10,6 +10,7 @@ The SQLite file is an index over the WARC files: `reparse` walks every capture i
 - for an event it does hold, parses only its latest capture: on a database built by a crawl
   with the same parser that changes nothing; after a parser change, `db.save_transcript` keeps
   the previous content as a revision (with its parser version) and records what changed;
+- resolves every speaker turn to its person again (`db.settle_persons(rebuild=True)`);
 - rebuilds the coverage ledger: every event answer (stored; 404 or the site's 404 page:
   absent; another kind of page: not an event; 403/429: refused; other errors: failed) and
   every event a captured listing page or feed names (listed).
@@ -46,6 +47,7 @@ class ReparseResult:
     )
     parse_errors: int = 0
     damaged: list[tuple[str, int, str]] = field(default_factory=list)
+    persons: dict[str, int] = field(default_factory=dict)  # db.settle_persons
 
     def as_counts(self) -> dict[str, int]:
         return {
@@ -57,6 +59,7 @@ class ReparseResult:
             "events_unchanged": self.outcomes["unchanged"],
             "errors": self.parse_errors + len(self.damaged),
             "warc_damaged": len(self.damaged),
+            "persons": self.persons,
         }
 
 
@@ -114,6 +117,7 @@ def reparse(
         arguments={"warc_dir": str(warc_dir)},
     )
     existing = set(dbmod.iter_event_ids(db))
+    index = dbmod.person_index(db)
     site_answers: dict[str, str] = {}  # event key -> the site's last error answer
     latest: dict[str, tuple[warc.WarcLocation, dict]] = {}
 
@@ -158,7 +162,7 @@ def reparse(
         if transcript.source == "wayback" and ref is not None:
             # what the site had answered just before, when its answer is in the files
             transcript.site_answer = site_answers.get(ref.key)
-        outcome = dbmod.save_transcript(db, transcript)
+        outcome = dbmod.save_transcript(db, transcript, index=index)
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
@@ -220,6 +224,9 @@ def reparse(
             on_error(loc.filename, loc.offset, str(exc))
             continue
         save(capture, fetch)
+    # Every turn's person again, from the rebuilt labels, tags and links (and the resolver of
+    # this version): reparse rebuilds persons too.
+    result.persons = dbmod.settle_persons(db, rebuild=True)
     dbmod.finish_run(
         db, run_id, status="finished", finish_reason="finished", counts=result.as_counts()
     )

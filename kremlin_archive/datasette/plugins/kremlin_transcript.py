@@ -1,12 +1,16 @@
-"""Datasette plugin of the archive: the transcript page and links between records.
+"""Datasette plugin of the archive: the transcript page, the person page, and links between
+records.
 
 Loaded from this folder by `kremlin-archive serve` (Datasette's `plugins_dir`); it acts only on
 the database served as `kremlin` (serve.DATABASE_NAME), so other databases in the same process
 are untouched.
 
 - `extra_template_vars` gives the event row page (`row-kremlin-events.html`) a `transcript`:
-  the event's turns, tags grouped by kind, twin, fetch, revisions, citation — read with
-  `db.event_page` through Datasette's read-only connection.
+  the event's turns (each linked to its person), tags grouped by kind, twin, fetch, revisions,
+  citation — read with `db.event_page` through Datasette's read-only connection; and the
+  person row page (`row-kremlin-persons.html`) a `person_page`: the labels and positions the
+  person is printed under and their turns, newest first, searchable (`?q=`), paged (`?page=`)
+  — read with `db.person_page`.
 - `render_cell` links event keys (`ru-66419`) in query results and views to the transcript page
   (to the turn, when the row has a `seq`).
 - `register_facet_classes` adds `array_values`, Datasette's JSON-array facet made cheap enough
@@ -116,13 +120,20 @@ def asgi_wrapper(datasette):
     return wrap
 
 
+PERSON_PAGE_SIZE = 50
+
+
 @hookimpl
 def extra_template_vars(template, database, table, view_name, request, datasette):
-    if view_name != "row" or database != DATABASE_NAME or table != "events" or request is None:
+    if view_name != "row" or database != DATABASE_NAME or request is None:
+        return {}
+    if table not in ("events", "persons"):
         return {}
     pks = urlsafe_components(request.url_vars["pks"])
     if len(pks) != 1:
         return {}
+    if table == "persons":
+        return _person_vars(pks[0], request, datasette)
 
     async def transcript_vars():
         page = await datasette.get_database(DATABASE_NAME).execute_fn(
@@ -135,6 +146,90 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         return {"transcript": transcript_context(page, datasette)}
 
     return transcript_vars
+
+
+def _person_vars(person_id: str, request, datasette):
+    query = (request.args.get("q") or "").strip()
+    try:
+        page = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        page = 1
+
+    async def person_vars():
+        data = await datasette.get_database(DATABASE_NAME).execute_fn(
+            lambda conn: dbmod.person_page(
+                Database(conn, recursive_triggers=False, execute_plugins=False),
+                person_id,
+                q=query,
+                limit=PERSON_PAGE_SIZE,
+                offset=(page - 1) * PERSON_PAGE_SIZE,
+            )
+        )
+        if data is None:
+            return {}
+        return {"person_page": person_context(data, query, page, datasette)}
+
+    return person_vars
+
+
+def person_context(data: dict, query: str, page: int, datasette) -> dict:
+    """The person page: who, under which labels and positions, and their turns newest first."""
+    person = data["person"]
+    here = datasette.urls.row(DATABASE_NAME, "persons", tilde_encode(person["id"]))
+
+    def page_href(number: int) -> str:
+        params = {k: v for k, v in (("q", query), ("page", str(number))) if v and v != "1"}
+        return f"{here}?{urlencode(params)}" if params else here
+
+    turns = []
+    for turn in data["turns"]:
+        event_href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(turn["event_id"]))
+        turns.append(
+            {
+                **turn,
+                "href": f"{event_href}#u{turn['seq']}",
+                "day": (turn["published_at"] or "")[:10],
+                "paragraphs": [p for p in (turn["text"] or "").split("\n") if p.strip()],
+            }
+        )
+    pages = max(1, -(-data["total"] // PERSON_PAGE_SIZE))
+    return {
+        "id": person["id"],
+        "name": person["name"] or person["id"],
+        "names": [
+            n
+            for n in dict.fromkeys(
+                (
+                    person["name_en"],
+                    person["name_ru"],
+                    person["catalog_name_en"],
+                    person["catalog_name_ru"],
+                )
+            )
+            if n and n != person["name"]
+        ],
+        "kind": person["kind"],
+        "catalog_url": http_url(person["url"]),
+        "description": person["description_en"] or person["description_ru"],
+        "turn_count": person["turns"] or 0,
+        "events": person["events"] or 0,
+        "first": (person["first_turn_at"] or "")[:10],
+        "last": (person["last_turn_at"] or "")[:10],
+        "labels": data["labels"],
+        "positions": data["positions"],
+        "evidence": data["evidence"],
+        "mentions": data["mentions"],
+        "query": query,
+        "total": data["total"],
+        "turns": turns,
+        "page": page,
+        "pages": pages,
+        "previous_href": page_href(page - 1) if page > 1 else None,
+        "next_href": page_href(page + 1) if page < pages else None,
+        "turns_href": filtered(datasette, "utterances", person_id=person["id"]),
+        "said_href": f"{datasette.urls.database(DATABASE_NAME)}/person_said?"
+        + urlencode({"person": person["id"], "words": query}),
+    }
 
 
 @hookimpl
@@ -159,20 +254,43 @@ def render_cell(row, value, column, table, database, datasette):
 def transcript_context(page: dict, datasette) -> dict:
     """The template's view of one event: plain strings and lists, nothing pre-rendered."""
     event = page["event"]
-    speakers: dict[str, int] = {}
+    speakers: dict[str, int] = {}  # one colour per person (or per label, without a person)
+    labels: dict[str, None] = {}
     turns = []
     for u in page["utterances"]:
         speaker = u["speaker"]
-        if speaker and speaker not in speakers:
-            speakers[speaker] = len(speakers) % SPEAKER_CLASSES
+        who = u["person_id"] or speaker
+        if speaker:
+            labels.setdefault(speaker, None)
+        if who and who not in speakers:
+            speakers[who] = len(speakers) % SPEAKER_CLASSES
         paragraphs = [p for p in (u["text"] or "").split("\n") if p.strip()]
         if speaker:
-            css = f"spk-{speakers[speaker]}"
+            css = f"spk-{speakers[who]}"
         elif all(SECTION_BREAK.match(p) for p in paragraphs):
             css = "section-break"
         else:
             css = "narration"
-        turns.append({"seq": u["seq"], "speaker": speaker, "css": css, "paragraphs": paragraphs})
+        person = None
+        if speaker and u["person_id"]:
+            person = {
+                "name": u["person_local"] or u["person"] or u["person_id"],
+                "href": datasette.urls.row(DATABASE_NAME, "persons", tilde_encode(u["person_id"])),
+                "why": u["person_note"],
+            }
+        turns.append(
+            {
+                "seq": u["seq"],
+                "speaker": speaker,
+                "css": css,
+                "paragraphs": paragraphs,
+                "person": person,
+                "unresolved": bool(speaker)
+                and not u["person_id"]
+                and u["person_evidence"] != "role",
+                "why": u["person_note"],
+            }
+        )
     paragraphs = [] if turns else _json_list(event["paragraphs"])
     twin = page["twin"]
     revisions = [
@@ -193,7 +311,7 @@ def transcript_context(page: dict, datasette) -> dict:
         "url_text": event["url"],
         "sections": _json_list(event["sections"]),
         "turns": turns,
-        "speakers": list(speakers),
+        "speakers": list(labels),
         "paragraphs": paragraphs,
         "twin": {
             "id": twin["id"],
