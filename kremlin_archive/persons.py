@@ -281,27 +281,25 @@ def _candidate(key: str, catalog_id: int | None, shown: str, surname_first: bool
 
 
 def _fits(name: Sequence[_Part], form: Sequence[str], surname: str) -> bool:
-    """Whether every word of `name` is a word of `form`, the surname among them, and each
-    initial stands for another word of it (``к-ж`` for ``касым-жомарт``)."""
-    pool = list(form)
+    """Whether every word of `name` is a word of `form`, the surname among them, and its
+    initials stand, in order, for the form's other words in order -- the given name, then the
+    patronymic (``К.-Ж.`` for ``Касым-Жомарт``; ``А.`` is not Dmitry Anatolyevich)."""
     if not any(not p.initial and p.text == surname for p in name):
         return False
+    pool = list(form)
     for part in name:
         if part.initial:
             continue
         if part.text not in pool:
             return False
         pool.remove(part.text)
-    for part in name:
-        if not part.initial:
-            continue
-        for word in pool:
-            if "-".join(x[:1] for x in word.split("-")) == part.text or (
-                "-" not in part.text and word[:1] == part.text
-            ):
-                pool.remove(word)
-                break
-        else:
+    initials = [p.text for p in name if p.initial]
+    if len(initials) > len(pool):
+        return False
+    for initial, word in zip(initials, pool, strict=False):
+        if "-".join(x[:1] for x in word.split("-")) != initial and not (
+            "-" not in initial and word[:1] == initial
+        ):
             return False
     return True
 
@@ -506,7 +504,8 @@ _TITLE_WORDS = _word_set(
     organisation organization society union association party congress assembly parliament
     government office department bureau foundation museum theatre club team newspaper
     magazine television tv radio media news plant factory shop station emirates states
-    kingdom islands physician surgeon nurse engineer technician operator worker driver
+    kingdom islands physician surgeon nurse engineer technician operator worker driver mr
+    mrs ms dr sir madam господин госпожа
     директор президент министр председатель губернатор
     заместитель глава руководитель посол мэр помощник секретарь ректор член депутат сенатор
     патриарх митрополит командующий начальник"""
@@ -527,6 +526,13 @@ def _name_run(label: Label, end: int) -> tuple[int, int] | None:
         if not word or lower in _TITLE_WORDS or label.words[start - 1][:1] in "([":
             break
         if (
+            len(word) > 1
+            and word.isupper()
+            and not re.fullmatch(r"[IVX]+", word)
+            and not all(w.isupper() for w in words[start:end])
+        ):
+            break  # an acronym names a body (FATF, OPEC), unless the name is in capitals too
+        if (
             not word[0].isupper()
             and lower not in _PARTICLES
             and lower.split("-")[0] not in (_PARTICLES)
@@ -539,16 +545,20 @@ def _name_run(label: Label, end: int) -> tuple[int, int] | None:
     if len(names) < 2:
         return None
     before = label.words[start - 1] if start > 0 else ""
-    if before.strip(_EDGE).lower() in _CONNECTORS and not before.endswith(","):
-        # "… of Austria Sebastian Kurz": the first capitalised word after "of" names the place
-        names = names[1:]
-        if len(names) < 2:
-            return None
-        start = names[0]
-        while start > 0 and words[start - 1].lower() in _PARTICLES:
-            start -= 1
-    if len(names) > 4:
-        start = names[-2]
+    after_of = before.strip(_EDGE).lower() in _CONNECTORS and not before.endswith(",")
+    if after_of and len(names) <= 2:
+        return None  # "… of Abu Dhabi": a place
+    if len(names) > 4 or (len(names) > 2 and after_of):
+        # "… of Austria Sebastian Kurz": the words after "of" name a place or a body first.
+        # The name is the last two words -- or, with a particle, from the word before it
+        # ("… of Royal Dutch Shell Ben van Beurden", "… of Qatar Tamim bin Hamad Al Thani").
+        particle = next((i for i in range(start, end) if words[i].lower() in _PARTICLES), None)
+        if particle is not None and particle - 1 >= start:
+            start = particle - 1
+        else:
+            start = names[-2]
+            while start > 0 and words[start - 1].lower() in _PARTICLES:
+                start -= 1
     return start, end
 
 
