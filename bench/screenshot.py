@@ -119,6 +119,7 @@ def build_demo_archive(path: Path) -> None:
     )
     store_page(db, ru_body, RU_URL, fetched_at="2026-11-20T10:00:05Z", offset=88_310)
     store_page(db, EN_PAGE.read_bytes(), EN_URL, fetched_at="2026-11-20T10:00:09Z", offset=131_072)
+    dbmod.settle_persons(db)  # as a run does at its end
     dbmod.finish_run(
         db,
         RUN_ID,

@@ -187,6 +187,7 @@ TABLES: dict[str, dict[str, Any]] = {
             "speaker": str,  # the label exactly as printed, minus its colon
             "text": str,
             "person_id": str,  # who the label names (persons.py), None when no one is certain
+            "name": str,  # the label's words taken for the person's name
             "position": str,  # the position or title printed with the name
             "marker": str,  # "(retranslated)", "(через переводчика)": as printed
             "person_evidence": str,  # persons.EVIDENCE: label-link, rule, event-tag, …
@@ -680,13 +681,18 @@ def _record_revision(
     return revision
 
 
-_PERSON_COLUMNS = ("person_id", "position", "marker", "person_evidence", "person_note")
+_PERSON_COLUMNS = ("person_id", "name", "position", "marker", "person_evidence", "person_note")
 
 
 def _person_values(found: personsmod.Resolution | None) -> tuple:
     if found is None:
-        return (None, None, None, None, None)
-    return (found.person_id, found.position, found.marker, found.evidence, found.note)
+        return (None,) * len(_PERSON_COLUMNS)
+    return (found.person_id, found.name, found.position, found.marker, found.evidence, found.note)
+
+
+# Set a turn's person columns where they differ (an update re-indexes the turn for search).
+_SET_PERSON = ", ".join(f"{c} = ?" for c in _PERSON_COLUMNS)
+_PERSON_DIFFERS = "(" + " OR ".join(f"{c} IS NOT ?" for c in _PERSON_COLUMNS) + ")"
 
 
 def _replace_children(db: Database, t: Transcript, index: personsmod.Index | None) -> None:
@@ -1196,7 +1202,9 @@ def _resolve_people(
     for r in found.values():
         if r.person_id is not None and r.person_id not in rows:
             row = rows[r.person_id] = _person_row(r.catalog_id, t.lang, r.person_id)
-            row["name"] = personsmod.builtin_name(r.person_id, t.lang) or r.name
+            row["name"] = personsmod.builtin_name(r.person_id, t.lang) or (
+                r.name if r.catalog_id is None else None
+            )
     _upsert_persons(db, t.lang, rows.values())
     conn = db.conn
     conn.execute("DELETE FROM mentions WHERE event_id = ?", [t.event_id])
@@ -1252,9 +1260,7 @@ def _relink_people(db: Database, t: Transcript, index: personsmod.Index | None) 
 
 
 _UPDATE_TURN = (
-    "UPDATE utterances SET person_id = ?, position = ?, marker = ?, person_evidence = ?, "
-    "person_note = ? WHERE event_id = ? AND seq = ? AND (person_id IS NOT ? OR position IS NOT ? "
-    "OR marker IS NOT ? OR person_evidence IS NOT ? OR person_note IS NOT ?)"
+    f"UPDATE utterances SET {_SET_PERSON} WHERE event_id = ? AND seq = ? AND {_PERSON_DIFFERS}"
 )
 
 
@@ -1364,10 +1370,8 @@ def settle_persons(db: Database, *, rebuild: bool = False) -> dict[str, int]:
                     _upsert_persons(db, lang, [row])
             values = _person_values(found)
             counts["turns_changed"] += db.conn.execute(
-                "UPDATE utterances SET person_id = ?, position = ?, marker = ?, "
-                "person_evidence = ?, person_note = ? WHERE speaker = ? "
-                f"AND person_evidence IN ({marks}) AND (person_id IS NOT ? OR position IS NOT ? "
-                "OR marker IS NOT ? OR person_evidence IS NOT ? OR person_note IS NOT ?)",
+                f"UPDATE utterances SET {_SET_PERSON} WHERE speaker = ? "
+                f"AND person_evidence IN ({marks}) AND {_PERSON_DIFFERS}",
                 [*values, label, *personsmod.ARCHIVE_STAGE, *values],
             ).rowcount
         counts["labels"] = len(labels)
@@ -1387,34 +1391,36 @@ def _langs_of_label(db: Database, label: str) -> list[str]:
 
 
 def _refresh_persons(db: Database) -> None:
-    """Names, descriptions and counts of every person from what the archive now holds."""
+    """Names, descriptions and counts of every person from what the archive now holds, the
+    same whatever order it was stored in; people the catalog does not list who no longer
+    speak (a later page named them otherwise) are removed.
+
+    A person's name in a language is the one the site prints most in links (two words or
+    more), else in the labels of their turns, else the catalog's; ties go to the first in
+    alphabetical order. The presidents have the names of their rule."""
     people = {r["id"]: r for r in _rows(db, "SELECT * FROM persons")}
-    fresh: dict[str, dict[str, Any]] = {
-        pid: {
-            "turns": 0, "turns_en": 0, "turns_ru": 0, "events": 0, "first_turn_at": None,
-            "last_turn_at": None,
-        }
-        for pid in people
-    }  # fmt: skip
+
+    def counts_row() -> dict[str, Any]:
+        return {"turns": 0, "turns_en": 0, "turns_ru": 0, "events": 0, "first_turn_at": None,
+                "last_turn_at": None}  # fmt: skip
+
+    fresh: dict[str, dict[str, Any]] = {pid: counts_row() for pid in people}
     for pid, lang, turns, events, first, last in db.execute(
         "SELECT u.person_id, e.lang, count(*), count(DISTINCT u.event_id), min(e.published_at), "
         "max(e.published_at) FROM utterances u JOIN events e ON e.id = u.event_id "
         "WHERE u.person_id IS NOT NULL GROUP BY u.person_id, e.lang"
     ):
-        row = fresh.setdefault(pid, {"turns": 0, "turns_en": 0, "turns_ru": 0, "events": 0,
-                                     "first_turn_at": None, "last_turn_at": None})  # fmt: skip
+        row = fresh.setdefault(pid, counts_row())
         row["turns"] += turns
         row[f"turns_{lang}"] = turns
         row["events"] += events
         row["first_turn_at"] = min(x for x in (row["first_turn_at"], first) if x)
         row["last_turn_at"] = max(x for x in (row["last_turn_at"], last) if x)
-    # Catalog names as tags and hover cards write them; display names as links print them
-    # (two words or more), most frequent first; the latest hover-card description.
     for url, lang, name in db.execute("SELECT url, lang, name FROM tags WHERE kind = 'person'"):
         catalog_id = personsmod.catalog_id_of(url)
         if catalog_id is not None and str(catalog_id) in fresh:
             fresh[str(catalog_id)][f"catalog_name_{lang}"] = name
-    shown: dict[tuple[str, str], dict[str, int]] = {}
+    linked: dict[tuple[str, str], dict[str, int]] = {}
     for pid, lang, text, card_name, card_title in db.execute(
         "SELECT m.person_id, e.lang, m.text, m.card_name, m.card_title FROM mentions m "
         "JOIN events e ON e.id = m.event_id ORDER BY e.published_at, m.event_id, m.seq"
@@ -1423,29 +1429,39 @@ def _refresh_persons(db: Database) -> None:
         if row is None:
             continue
         if len(text.split()) >= 2:
-            texts = shown.setdefault((pid, lang), {})
+            texts = linked.setdefault((pid, lang), {})
             texts[text] = texts.get(text, 0) + 1
         if card_name:
             row.setdefault(f"catalog_name_{lang}", card_name)
         if card_title:
             row[f"description_{lang}"] = card_title  # the newest event's card wins
-    for (pid, lang), texts in shown.items():
-        fresh[pid][f"name_{lang}"] = max(texts, key=lambda text: texts[text])  # first on ties
+    labelled: dict[tuple[str, str], dict[str, int]] = {}
+    for pid, lang, name, turns in db.execute(
+        "SELECT u.person_id, e.lang, u.name, count(*) FROM utterances u "
+        "JOIN events e ON e.id = u.event_id WHERE u.person_id IS NOT NULL AND u.name IS NOT NULL "
+        "GROUP BY 1, 2, 3"
+    ):
+        labelled.setdefault((pid, lang), {})[name] = turns
+
+    def most_printed(names: dict[str, int] | None) -> str | None:
+        return min(names, key=lambda n: (-names[n], n)) if names else None
+
     for pid, row in fresh.items():
-        for lang in LANGS_OF_PERSONS:
-            builtin = personsmod.builtin_name(pid, lang)
-            if builtin:
-                row[f"name_{lang}"] = builtin
         old = people.get(pid)
         if old is None:
             continue
+        if old["kind"] == "archive" and not row["turns"]:
+            db.conn.execute("DELETE FROM persons WHERE id = ?", [pid])
+            continue
         for lang in LANGS_OF_PERSONS:
-            # an archive person keeps the name it was created with
-            if old["kind"] == "archive" and old[f"name_{lang}"]:
-                row.pop(f"name_{lang}", None)
-            if not row.get(f"name_{lang}") and not old[f"name_{lang}"]:
-                row[f"name_{lang}"] = row.get(f"catalog_name_{lang}") or old[f"catalog_name_{lang}"]
-        names = [row.get(f"name_{lang}") or old[f"name_{lang}"] for lang in LANGS_OF_PERSONS]
+            row[f"name_{lang}"] = (
+                personsmod.builtin_name(pid, lang)
+                or most_printed(linked.get((pid, lang)))
+                or most_printed(labelled.get((pid, lang)))
+                or row.get(f"catalog_name_{lang}")
+                or old[f"catalog_name_{lang}"]
+            )
+        names = [row[f"name_{lang}"] for lang in LANGS_OF_PERSONS]
         row["name"] = next((n for n in names if n), None) or pid
         changes = {k: v for k, v in row.items() if old.get(k) != v and k in old}
         if changes:

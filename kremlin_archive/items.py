@@ -124,8 +124,11 @@ class Transcript:
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
+        # An exported turn carries who said it too (person_id, person, …): derived, not content.
+        turn_keys = {f.name for f in fields(Utterance)}
         kwargs["utterances"] = [
-            u if isinstance(u, Utterance) else Utterance(**u) for u in kwargs.get("utterances", [])
+            u if isinstance(u, Utterance) else Utterance(**{k: u[k] for k in turn_keys if k in u})
+            for u in kwargs.get("utterances", [])
         ]
         kwargs["tags"] = [t if isinstance(t, Tag) else Tag(**t) for t in kwargs.get("tags", [])]
         kwargs["mentions"] = [

@@ -415,6 +415,74 @@ def test_turns_in_query_results_link_to_the_turn(ds):
     assert 'href="/kremlin/events/ru-66419#u' in html
 
 
+# -- the person page -------------------------------------------------------------------------------
+
+
+def person_turns(html: str) -> list[tuple[str, str]]:
+    page = lxml.html.fromstring(html)
+    return [
+        (div.get("lang"), div.xpath("string(.//span[@class='label'])"))
+        for div in page.xpath("//div[@class='said-turn']")
+    ]
+
+
+def test_person_page_has_their_turns_in_both_languages_newest_first(ds):
+    response = get(ds, "/kremlin/persons/a-vladimir-putin")
+    assert response.status_code == 200
+    page = lxml.html.fromstring(response.text)
+    assert page.xpath("string(//article[@class='person-page']/h1)") == "Vladimir Putin"
+    turns = person_turns(response.text)
+    langs = [lang for lang, _ in turns]
+    # ru-66419 (2021) before en-55882 (2017): newest first, whatever the label
+    assert langs[0] == "ru" and set(langs) == {"ru", "en"} and langs == sorted(langs, reverse=True)
+    assert {label for _, label in turns} >= {"В.Путин", "Vladimir Putin"}
+    assert "Printed as:" in response.text and "Владимир Путин" in response.text
+
+
+def test_person_page_searches_what_they_said(ds):
+    response = get(ds, "/kremlin/persons/a-vladimir-putin", params={"q": "Valdai"})
+    turns = person_turns(response.text)
+    assert turns and {lang for lang, _ in turns} == {"en"}
+    assert "with “Valdai”" in response.text
+    nothing = get(ds, "/kremlin/persons/a-vladimir-putin", params={"q": "zzzzunfindable"})
+    assert person_turns(nothing.text) == [] and "No turns with these words" in nothing.text
+
+
+def test_person_page_of_a_catalog_person_links_the_catalog(ds):
+    response = get(ds, "/kremlin/persons/1640")
+    page = lxml.html.fromstring(response.text)
+    assert page.xpath("//a[text()='catalog page on the site']/@href") == [
+        "http://kremlin.ru/catalog/persons/1640/events"
+    ]
+    assert [label for _, label in person_turns(response.text)] == ["К.-Ж.Токаев"]
+
+
+def test_transcript_turns_link_their_person(ru_page):
+    links = {
+        div.xpath("string(./div[@class='who']/span[@class='name'])"): div.xpath(
+            "./div[@class='who']/a[contains(@class, 'person')]/@href"
+        )
+        for div in ru_page.xpath("//section[@class='dialogue']/div[contains(@class, 'spk-')]")
+    }
+    assert links == {
+        "В.Путин": ["/kremlin/persons/a-vladimir-putin"],
+        "К.-Ж.Токаев": ["/kremlin/persons/1640"],
+    }
+
+
+def test_utterances_facet_by_person(ds):
+    """One facet value per person, shown by name: В.Путин and Vladimir Putin counted together."""
+    data = get_json(ds, "/kremlin/utterances.json?_size=0")
+    labels = {r["value"]: r["label"] for r in data["facet_results"]["person_id"]["results"]}
+    counts = facet_values(data, "person_id")
+    assert labels["a-vladimir-putin"] == "Vladimir Putin"
+    putin_turns = get_json(
+        ds, "/kremlin/utterances.json?_shape=array&_size=max&person_id=a-vladimir-putin"
+    )
+    assert counts["a-vladimir-putin"] == len(putin_turns)
+    assert {row["speaker"] for row in putin_turns} >= {"В.Путин", "Vladimir Putin"}
+
+
 # -- escaping -------------------------------------------------------------------------------------
 
 
@@ -451,6 +519,8 @@ def hostile_ds(tmp_path_factory):
         "/kremlin/search_everything?q=Valdai&lang=",
         "/kremlin/events_between?since=2017-01-01&until=2017-12-31&lang=",
         "/kremlin/most_turns?since=&until=&lang=",
+        "/kremlin/persons/a-vladimir-putin",  # the person page lists the events' titles
+        "/kremlin/persons/a-vladimir-putin?q=Valdai",
     ],
 )
 def test_page_text_is_escaped_in_every_view(hostile_ds, path):

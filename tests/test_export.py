@@ -310,6 +310,32 @@ def test_csv_utterances_are_the_utterances_table(march, march_csv):
 
 
 @pytest.mark.slow
+def test_exports_say_who_said_each_turn(march, march_csv):
+    """jsonl and csv carry, for every turn, its person's id and name, its position and marker,
+    as the database holds them (and `person` is the name in the event's language)."""
+    stored = {
+        (r[0], r[1]): r[2:]
+        for r in _db(march).execute(
+            "SELECT u.event_id, u.seq, u.person_id, coalesce(p.name_en, p.name), u.position, "
+            "u.marker, u.person_evidence FROM utterances u "
+            "LEFT JOIN persons p ON p.id = u.person_id"
+        )
+    }
+    keys = ("person_id", "person", "position", "marker", "person_evidence")
+    turns = 0
+    for record in read_jsonl(march["home"] / "march.jsonl"):
+        for u in record["utterances"]:
+            assert tuple(u[k] for k in keys) == stored[(record["id"], u["seq"])]
+            turns += 1
+    _, csv_turns = march_csv
+    for event_id, rows in csv_turns.items():
+        for u in rows:
+            assert tuple(u[k] or None for k in keys) == stored[(event_id, int(u["seq"]))]
+    assert turns > 500  # the month's turns, narration included
+    assert {v[0] for v in stored.values()} >= {"a-vladimir-putin"}
+
+
+@pytest.mark.slow
 def test_csv_provenance_equals_the_database(march, march_csv):
     database = _db(march)
     events, _ = march_csv
