@@ -168,6 +168,26 @@ def test_seed_event_stored_with_utterances_and_tags(march):
     assert {"topic", "person", "geography", "section"} <= kinds
 
 
+def test_a_crawl_resolves_every_labelled_turn_to_a_person(march):
+    """Each turn is resolved as it is stored; the run settles what rests on the whole archive
+    at its end and says so in its counts."""
+    database = _db(march)
+    assert (
+        count_rows(database, "utterances", "speaker IS NOT NULL AND person_evidence IS NULL") == 0
+    )
+    first = next(database.query("SELECT counts FROM runs ORDER BY started_at"))
+    assert json.loads(first["counts"])["persons"]["labels"] > 0
+    speakers = dict(database.execute(
+        "SELECT speaker, person_id FROM utterances WHERE event_id = 'ru-66419' "
+        "AND speaker IS NOT NULL"
+    ).fetchall())  # fmt: skip
+    assert speakers == {"В.Путин": "a-vladimir-putin", "К.-Ж.Токаев": "1640"}
+    counts = dbmod.person_counts(database)
+    assert counts["resolved"] >= 0.97 * (counts["labelled_turns"] - counts["roles"])
+    putin = database.table("persons").get("a-vladimir-putin")
+    assert putin["turns_ru"] == 1 and putin["turns_en"] > 100
+
+
 def test_seed_event_exports_as_the_legacy_text(march):
     database = _db(march)
     assert format_txt(load_transcript(database, "ru-66419")) == seed_text()

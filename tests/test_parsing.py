@@ -774,3 +774,85 @@ def test_feed_entities_are_not_expanded():
         assert exc.reason == "not-feed"
     else:
         assert entries[0].title in ("", "&xxe;")  # left unexpanded
+
+
+# -- labels only bold marks, and a bold heading with a colon (parser 1.1) ------------------------
+
+
+def turns_of(t: Transcript) -> list[tuple[str | None, str]]:
+    return [(u.speaker, u.text.split("\n")[0]) for u in t.utterances]
+
+
+def test_a_bold_name_without_a_colon_used_as_a_label_elsewhere_opens_a_turn():
+    """en 57027 (the Megyn Kelly interview): three paragraphs open with <b>Megyn Kelly</b> and
+    no colon -- one glued to its text ("Megyn KellyVladimir Putin could …")."""
+    t = parsed("en_news_57027.html")
+    kelly = [line for speaker, line in turns_of(t) if speaker == "Megyn Kelly"]
+    assert "With this?" in kelly and "I\xa0do." in kelly
+    assert any(line.startswith("Vladimir Putin could not order") for line in kelly)
+    assert "Megyn KellyVladimir Putin could not order" in "\n".join(t.paragraphs)  # as printed
+
+
+@pytest.mark.parametrize(
+    ("kremlin_id", "speaker", "line"),
+    [
+        (56699, "Vladimir Putin", "Yes. Is there a\xa0task group"),  # <b>Vladimir Putin.</b> Yes.
+        (60583, "Vladimir Putin", "But control is a\xa0must."),
+        (56712, "Kseniya Slutskaya", "Good afternoon, Mr President."),  # <b>… Slutskaya. </b>Good
+        (56952, "Sebastian Kurz", "Thank you very much for\xa0your question."),  # </b>. Thank
+    ],
+)
+def test_a_bold_name_closed_by_a_full_stop_opens_a_turn(mirror_dir, kremlin_id, speaker, line):
+    t = mirror_event(mirror_dir, kremlin_id)
+    assert any(s == speaker and text.startswith(line) for s, text in turns_of(t))
+
+
+def test_a_one_word_label_in_bold_opens_a_turn(mirror_dir):
+    """en 51716: a schoolgirl, <b>Alina:</b> Good afternoon, Mr President."""
+    t = mirror_event(mirror_dir, 51716)
+    alina = [line for speaker, line in turns_of(t) if speaker == "Alina"]
+    assert len(alina) == 2 and alina[0] == "Good afternoon, Mr President."
+    assert alina[1].startswith("My\xa0name is Alina, and\xa0I\xa0am in\xa0first grade.")
+
+
+def test_bold_words_going_on_in_lower_case_are_not_a_label(mirror_dir):
+    """en 62366: <b>Remark </b><i>from the audience.</i> is a stage note, not a turn."""
+    t = mirror_event(mirror_dir, 62366)
+    assert "Remark" not in {u.speaker for u in t.utterances if u.text.startswith("from")}
+    assert not any(u.speaker == "Remark" and u.text.startswith("from") for u in t.utterances)
+
+
+def test_a_bold_heading_with_a_colon_is_not_a_speaker(mirror_dir):
+    """en 58770: <p><b>Speech at the plenary session Physical Education and Sports: New
+    Development Targets at the 7th International Forum …</b></p> is a heading."""
+    t = mirror_event(mirror_dir, 58770)
+    assert not any((u.speaker or "").startswith("Speech at") for u in t.utterances)
+    assert any(line.startswith("Speech at\xa0the\xa0plenary session") for u in t.utterances
+               for line in u.text.split("\n"))  # fmt: skip
+
+
+HEADING = (
+    "<p><b>Speeches at the opening of the Imperial Capitals: St Petersburg – Vienna. Masterpieces "
+    "of Museum Collections exhibition</b></p>"
+)
+
+
+def test_the_imperial_capitals_heading_inserted_before_the_first_label_is_not_a_speaker():
+    """The heading of a held-back 2017 page (issue 15), put into a real transcript page of the
+    capture (en 55882) before its first label: the turns are those of the page, the heading
+    one more line of the narration before them."""
+    body = shared_page("en_news_55882.html")
+    at = body.index(b"<p><b>Research Director of")
+    with_heading = body[:at] + HEADING.encode() + body[at:]
+    before = parse_event(body, f"{EN}55882")
+    after = parse_event(with_heading, f"{EN}55882")
+    assert [u.speaker for u in after.utterances] == [u.speaker for u in before.utterances]
+    heading_text = HEADING.removeprefix("<p><b>").removesuffix("</b></p>")
+    assert heading_text in after.paragraphs
+    assert after.utterances[1].text.split("\n")[-1] == heading_text
+    # the same words with their text after the colon in plain type would be a label
+    plain = HEADING.replace(": St Petersburg", ":</b> St Petersburg").replace("</b></p>", "</p>")
+    labelled = parse_event(body[:at] + plain.encode() + body[at:], f"{EN}55882")
+    assert "Speeches at the opening of the Imperial Capitals" in {
+        u.speaker for u in labelled.utterances
+    }

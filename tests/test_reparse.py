@@ -152,6 +152,16 @@ def test_reparse_into_fresh_database_gives_identical_content(archive, tmp_path):
     crawled = content_snapshot(dbmod.connect(archive["db"]))
     rebuilt = content_snapshot(dbmod.connect(fresh))
     assert rebuilt == crawled
+    # who said it too: the same persons, links and evidence as the crawl left
+    for sql in (
+        "SELECT event_id, seq, person_id, name, position, marker, person_evidence, person_note "
+        "FROM utterances ORDER BY event_id, seq",
+        "SELECT * FROM mentions ORDER BY event_id, seq",
+        "SELECT * FROM persons ORDER BY id",
+    ):
+        assert list(dbmod.connect(fresh).execute(sql)) == list(
+            dbmod.connect(archive["db"]).execute(sql)
+        ), sql
     rebuilt_db = dbmod.connect(fresh)
     # the history was rebuilt too: the seed's old text is a revision again
     assert OLD_SENTENCE in rebuilt_db.table("revisions").get(1)["text"]
