@@ -45,6 +45,7 @@ TARGETS = {
     "crawl_bare": 0.8,  # crawl pages/s / bare pages/s, at least
     "rss_mb": 300.0,  # peak RSS of the full crawl, at most
     "rss_growth": 1.2,  # peak after the first 1,000 pages / RSS at 1,000 pages, at most
+    "persons_share": 0.10,  # persons' cost per event / the crawl's CPU per request, at most
 }
 BUDGET_S = 15 * 60
 

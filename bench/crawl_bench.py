@@ -164,6 +164,7 @@ def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
     fetch_row = cum(stats, db.record_fetch)
     revisit = cum(stats, db.last_capture_of_payload)
     store = cum(stats, db.save_transcript)
+    persons = cum(stats, db._resolve_people) + cum(stats, db.settle_persons)
     pipes = sum(
         cum(stats, cls.process_item)
         for cls in (pipelines.ValidatePipeline, pipelines.StorePipeline)
@@ -176,7 +177,8 @@ def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
     logging_s = cum_named(stats, "callHandlers", "logging/__init__.py")
     idle = epoll_idle_s(stats)
     rows = [
-        ("store: db.save_transcript (events, utterances, tags, FTS triggers)", store),
+        ("store: db.save_transcript (events, utterances, tags, FTS triggers)", store - persons),
+        ("persons: db._resolve_people (resolve turns, store links), db.settle_persons", persons),
         ("WARC: write_exchange (build records, gzip, write, fsync)", warc),
         ("fetches row: db.record_fetch", fetch_row),
         ("revisit lookup: db.last_capture_of_payload", revisit),

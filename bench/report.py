@@ -33,6 +33,7 @@ def targets_met(r: dict) -> dict[str, bool]:
         "crawl": c["ratio"] >= TARGETS["crawl_bare"],
         "rss": mem["peak_rss_mb"] <= TARGETS["rss_mb"],
         "growth": mem["growth"] is not None and mem["growth"] <= TARGETS["rss_growth"],
+        "persons": r["persons"]["cpu_share"] <= TARGETS["persons_share"],
     }
 
 
@@ -48,6 +49,7 @@ def report(r: dict) -> str:
         refresh_section,
         reparse_section,
         storage_section,
+        persons_section,
         timeline,
     ):
         section(lines.append, r, ok)
@@ -142,6 +144,12 @@ def summary(w: Write, r: dict, ok: dict[str, bool]) -> None:
         f"| {st['median_ratio']:.0f}× ({st['median_like_ms']:.1f} vs {st['median_fts_ms']:.2f} ms) "
         "| — | |"
     )
+    ps = r["persons"]
+    w(
+        f"| 7 | resolving speakers to persons, per event ÷ the crawl's CPU per request "
+        f"| **{ps['cpu_share']:.1%}** ({ps['persons_ms_per_event']:.2f} ms) "
+        f"| ≤ {TARGETS['persons_share']:.0%} | {verdict(ok['persons'])} |"
+    )
     w("")
     missed = [
         name
@@ -150,6 +158,7 @@ def summary(w: Write, r: dict, ok: dict[str, bool]) -> None:
             ("trafilatura", ok_traf),
             ("crawl", ok_crawl),
             ("memory", ok_rss and ok_growth),
+            ("persons", ok["persons"]),
         )
         if not ok
     ]
@@ -569,6 +578,38 @@ def storage_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
     w(
         "Hit counts differ where LIKE matches inside words (`oil` in turmoil) and FTS matches "
         "word prefixes only."
+    )
+    w("")
+
+
+def persons_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
+    """7. What resolving speakers to persons costs, and what it resolves."""
+    p = r["persons"]
+    c = p["counts"]
+    named = c["labelled_turns"] - c["roles"]
+    w("## 7. Persons: the cost of saying who spoke")
+    w("")
+    w(
+        f"Every event page of the capture ({p['events']:,}) stored as a crawl stores it "
+        "(bench/persons_bench.py: `db.save_transcript` with one growing index, `db."
+        "settle_persons` at the end), the time in `db._resolve_people` measured apart: "
+        f"storing took {p['store_s']:.1f} s, of which resolving turns and storing person links "
+        f"{p['resolve_s']:.2f} s ({p['share_of_store']:.1%}); building the index "
+        f"{p['index_s'] * 1e3:.0f} ms; the settle at the end {p['settle_s']:.2f} s "
+        f"({p['settled']['labels']:,} labels looked up in the archive). In all "
+        f"**{p['persons_ms_per_event']:.2f} ms per event**, against the crawl's "
+        f"{p['crawl_cpu_ms_per_request']:.1f} ms of CPU per request and "
+        f"{p['crawl_wall_ms_per_page']:.1f} ms of wall time per page (section 2): **"
+        f"{p['cpu_share']:.1%} of its CPU**, {p['wall_share']:.1%} of its wall time "
+        f"(target ≤ {TARGETS['persons_share']:.0%}: {verdict(ok['persons'])})."
+    )
+    w("")
+    w(
+        f"What it resolves: {c['labelled_turns']:,} labelled turns, {c['roles']:,} of them roles; "
+        f"of the {named:,} that name someone **{c['resolved']:,} ({c['resolved'] / named:.1%})** "
+        f"are resolved to one of {c['persons']:,} persons. By evidence: "
+        + ", ".join(f"{k} {v:,}" for k, v in c["by_evidence"].items())
+        + "."
     )
     w("")
 

@@ -26,6 +26,8 @@ Each measure is its own module (their docstrings say how they measure):
               fresh database vs a parse-only pass over the same pages, back to back.
 6. storage    bench/storage_bench.py: database and WARC bytes per event; FTS vs LIKE query times
               (queries and timing from bench/search_bench.py).
+7. persons    bench/persons_bench.py: the cost of resolving speakers to persons while storing
+              every event page, against the crawl's time per request (2).
 
 Shared plumbing (paths, targets, measured child processes, cProfile reading) is in
 bench/common.py; BENCHMARKS.md is written by bench/report.py.
@@ -60,6 +62,7 @@ from common import (
 from crawl_bench import crawl_vs_bare, profile_bare, profile_crawl
 from memory_bench import full_fetch, listing_walk_reach
 from parse_harness import parse_vs_alternatives, profile_parse
+from persons_bench import persons_cost, slowdown
 from refresh_bench import refresh_cost
 from reparse_bench import profile_reparse, reparse_rate
 from report import report
@@ -208,6 +211,15 @@ def measure(args, work: Path, results: dict, phases: Phases) -> None:
             results["refresh"] = refresh_cost(archive_server, mirror, work, home)
     finally:
         archive_server.stop()
+
+    with phases.timed("7 persons"):
+        say("persons: storing every event page with and apart from resolving its speakers")
+        results["persons"] = cost = persons_cost(pages[:1500] if args.quick else pages, work)
+        cost.update(slowdown(cost, results["crawl"]))
+        say(
+            f"persons: {cost['persons_ms_per_event']:.2f} ms per event = "
+            f"{cost['cpu_share']:.1%} of the crawl's CPU per request"
+        )
 
     with phases.timed("5 profile of a reparse"):
         say("profile: a reparse of the slice's WARC")
