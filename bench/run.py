@@ -128,7 +128,7 @@ def parse_memory_and_walk(
         )
 
     def walk_run() -> None:
-        say("listing walk reach (crawl --since 1999-01-01)")
+        say("listing walk reach (crawl --since 1999-01-01 --discover listings)")
         results["walk"] = w = listing_walk_reach(mirror, work)
         say(f"listing walk: {w['events']} events, oldest {w['oldest']}")
 
