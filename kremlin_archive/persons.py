@@ -37,6 +37,9 @@ that says what was matched (`Resolution.evidence`, `Resolution.note`):
 ``ambiguous`` / ``archive-ambiguous``
     several persons fit equally well (on the page / in the archive): no person, never a
     guess; the note lists them;
+``archive`` also settles between catalog persons of one name when the position printed with
+    it shares two words or more with the positions the archive knows for one of them only
+    (``Governor of Ulyanovsk Region Sergei Morozov``);
 ``archive-unconfirmed``
     one catalog person bears the name, but the label prints a position that shares no word
     with any the archive knows them to have held (hover-card descriptions, positions printed
@@ -662,7 +665,17 @@ def resolve_by_index(label: Label, parts: Sequence[_Part], index: Index | None) 
             note = f"the archive's tags and links: {m.shown} (catalog person {m.key})"
             return replace(found, note=note)
         if matches:
-            return _ambiguous(label, matches, ARCHIVE_AMBIGUOUS, "the archive")
+            chosen = _by_position(label, matches, index)
+            if chosen is None:
+                return _ambiguous(label, matches, ARCHIVE_AMBIGUOUS, "the archive")
+            found, shared = chosen
+            others = ", ".join(m.key for m in matches if m.key != found.person_id)
+            note = (
+                f"the archive: catalog persons {found.person_id} and {others} bear the name; "
+                f"the position printed shares {shared} with the positions the archive knows "
+                f"for {found.person_id} only"
+            )
+            return replace(found, note=note)
     span = _unknown_name(label, parts)
     if span is None:
         return Resolution(None, UNRESOLVED, "no name in the label", marker=label.marker)
@@ -670,6 +683,29 @@ def resolve_by_index(label: Label, parts: Sequence[_Part], index: Index | None) 
     name = " ".join(label.words[start:end]).rstrip(",")
     note = "no catalog person bears this name: the archive's person of that name"
     return Resolution(named_id(name), NAME, note, name, _position(label, start, end), label.marker)
+
+
+def _by_position(
+    label: Label, matches: Sequence[_Match], index: Index
+) -> tuple[Resolution, str] | None:
+    """Namesakes told apart by the position printed with the name: the one person whose known
+    positions share two words or more with it (``Governor of Ulyanovsk Region Sergei Morozov``
+    is the Sergei Morozov whose hover card reads Governor of Ulyanovsk Region), while no other
+    shares any. None otherwise."""
+    position = _resolved(label, matches[0], ARCHIVE, "").position
+    words = _position_words(position)
+    if not words:
+        return None
+    shared = {
+        m.key: words & index.positions.get(m.catalog_id, set())
+        for m in matches
+        if m.catalog_id is not None
+    }
+    winners = [key for key, common in shared.items() if len(common) >= 2]
+    if len(winners) != 1 or any(shared[key] for key in shared if key != winners[0]):
+        return None
+    match = next(m for m in matches if m.key == winners[0])
+    return _resolved(label, match, ARCHIVE, ""), ", ".join(sorted(shared[winners[0]]))
 
 
 def resolve_label_by_index(label_text: str, index: Index | None) -> Resolution:

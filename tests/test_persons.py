@@ -229,6 +229,18 @@ def test_a_surname_alone_is_not_enough_in_the_archive(index):
     assert resolve("Peskov", index=index).evidence != ARCHIVE
 
 
+def test_the_position_printed_tells_namesakes_apart(index):
+    """en 17802: two catalog persons are Sergei Morozov; the hover card of 418 reads Governor
+    of Ulyanovsk Region, 575 has none."""
+    index.add_position(418, "Governor of Ulyanovsk Region")
+    found = resolve("Governor of\xa0Ulyanovsk Region Sergei Morozov", index=index)
+    assert (found.person_id, found.evidence) == ("418", ARCHIVE)
+    assert "418" in found.note and "575" in found.note
+    # one word in common is not enough, and the bare name stays ambiguous
+    assert resolve("Governor Sergei Morozov", index=index).person_id is None
+    assert resolve("Sergei Morozov", index=index).evidence == ARCHIVE_AMBIGUOUS
+
+
 def test_two_catalog_persons_of_one_name_are_ambiguous(index):
     found = resolve("Sergei Morozov", index=index)
     assert (found.person_id, found.evidence) == (None, ARCHIVE_AMBIGUOUS)
