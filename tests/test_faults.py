@@ -455,9 +455,9 @@ if POINT == "transaction":
 
     replace_children = db._replace_children
 
-    def killing_replace_children(database, t):
+    def killing_replace_children(database, t, *args):
         global calls
-        replace_children(database, t)
+        replace_children(database, t, *args)
         calls += 1
         if calls == NTH:
             die()
