@@ -13,7 +13,8 @@ Layouts (the README's "Exports and legacy text" says the same for users):
   who it is: `person_id`, `person` (the name in the event's language), `position`, `marker`,
   `person_evidence`), `tags` (`kind`, `name`, `url`)
   and `provenance` (`PROVENANCE_KEYS`: the fetch the content came from, its WARC record, parser
-  version, origin, revision count, license and attribution). Absent values are `null`.
+  version, origin, revision count, license and attribution). Absent values are `null`, never
+  `""` (the database keeps an absent lead as an empty string, as the parser gives it).
 - **csv** -- two files, RFC 4180 (comma, double quotes, CRLF), UTF-8 without BOM, a header row:
   `events.csv` (`EVENT_COLUMNS`: one row per event; `text` is the body with one paragraph per
   line; the list columns `sections`, `tags` and `speakers` hold JSON arrays, because tag names
@@ -114,17 +115,23 @@ def provenance(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _absent_as_null(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with every empty string (how the database keeps an absent lead) as None."""
+    return {key: None if value == "" else value for key, value in values.items()}
+
+
 def json_record(record: dict[str, Any]) -> dict[str, Any]:
-    """One event as a line of the jsonl export."""
+    """One event as a line of the jsonl export. An absent value is null, not "": the fields
+    with a value of their own (content, each turn, each tag, provenance), not list items."""
     event = record["event"]
     return {
-        **{key: event[key] for key in CONTENT_KEYS},
+        **_absent_as_null({key: event[key] for key in CONTENT_KEYS}),
         "sections": _list(event["sections"]),
         "paragraphs": _list(event["paragraphs"]),
         "speakers": _list(event["speakers"]),
-        "utterances": record["utterances"],
-        "tags": record["tags"],
-        "provenance": provenance(record),
+        "utterances": [_absent_as_null(u) for u in record["utterances"]],
+        "tags": [_absent_as_null(t) for t in record["tags"]],
+        "provenance": _absent_as_null(provenance(record)),
     }
 
 
