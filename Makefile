@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-fast crawl bench lint
+.PHONY: install system-deps try-system-deps test test-fast crawl bench lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,19 +15,41 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Headless Chromium for the transcript-page screenshot test (Debian's package; needs root or sudo).
+# Headless Chromium for the browser tests (pytest marker `browser`: the transcript-page
+# screenshot), from Debian. Never prompts: chromium already on PATH -> nothing to do; root ->
+# apt-get; passwordless sudo (`sudo -n true`) -> sudo -n apt-get; otherwise one line says how to
+# get it. `make system-deps` fails when it cannot install; `make test`/`test-fast` go on without
+# (pytest then skips the browser tests with one line) unless KREMLIN_REQUIRE_BROWSER=1 (.ci/run).
+CHROMIUM_NAMES = chromium chromium-browser google-chrome
+BROWSER_HINT = sudo make system-deps (or install Debian's chromium)
+HAVE_CHROMIUM = for name in $(CHROMIUM_NAMES); do command -v $$name >/dev/null 2>&1 && exit 0; done; false
+
+# $(call get-chromium,STRICT): STRICT 1 fails when chromium cannot be had, 0 goes on.
+define get-chromium
+@if ( $(HAVE_CHROMIUM) ); then exit 0; fi; \
+if [ "$$(id -u)" = 0 ]; then sudo=; \
+elif sudo -n true >/dev/null 2>&1; then sudo="sudo -n"; \
+else echo "system-deps: chromium is not installed and installing it needs root; the browser tests need it: $(BROWSER_HINT)"; exit $(1); fi; \
+if ! { $$sudo apt-get update -qq && \
+  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } \
+  || ! ( $(HAVE_CHROMIUM) ); then \
+  echo "system-deps: could not install chromium with apt-get; the browser tests need it: $(BROWSER_HINT)"; exit $(1); fi
+endef
+
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+	$(call get-chromium,1)
+
+# What the test targets run first: as system-deps, but a browser that cannot be had is not an
+# error unless KREMLIN_REQUIRE_BROWSER=1.
+try-system-deps:
+	$(call get-chromium,$(if $(filter 1,$(KREMLIN_REQUIRE_BROWSER)),1,0))
 
 # Everything (what CI runs): about 6 minutes on 2 cores.
-test: $(STAMP) system-deps
+test: $(STAMP) try-system-deps
 	$(BIN)/pytest
 
 # The quick tier to run while working: everything not marked `slow` (no crawls, no sweeps).
-test-fast: $(STAMP) system-deps
+test-fast: $(STAMP) try-system-deps
 	$(BIN)/pytest -m "not slow" -q
 
 lint: $(STAMP)

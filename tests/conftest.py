@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -84,6 +85,52 @@ _running: list[pytest.Item] = []  # the test being set up, run or torn down
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _running[:] = [item]  # before its fixtures: module fixtures that crawl see their first user
+    if item.get_closest_marker("browser") is not None or "chromium" in item.fixturenames:
+        need_chromium()
+
+
+# -- the browser tests -------------------------------------------------------------------------
+# A test that drives headless Chromium is marked `browser` (or asks for the `chromium` fixture).
+# Without a chromium on PATH they are skipped, all under one line of the summary saying how to
+# get it -- unless KREMLIN_REQUIRE_BROWSER=1 (.ci/run sets it): then each fails. The check is
+# made in pytest_runtest_setup, before any fixture, from one place (a skip raised in a fixture
+# would be reported at each test's own line).
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")  # as the Makefile looks
+REQUIRE_BROWSER = "KREMLIN_REQUIRE_BROWSER"
+GET_CHROMIUM = "sudo make system-deps (or install Debian's chromium)"
+BROWSER_HINT = f"chromium not found: the browser tests are skipped; to run them: {GET_CHROMIUM}"
+
+
+def find_chromium() -> str | None:
+    """The Chromium on PATH, if any."""
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def need_chromium() -> str:
+    """The Chromium on PATH; without one the test is skipped, or fails when the run requires
+    the browser (KREMLIN_REQUIRE_BROWSER=1). Every skip comes from the same line, so that
+    pytest's summary folds them all into one."""
+    found = find_chromium()
+    if found:
+        return found
+    if os.environ.get(REQUIRE_BROWSER) == "1":
+        pytest.fail(
+            f"chromium not found, and {REQUIRE_BROWSER}=1 requires the browser tests: "
+            f"{GET_CHROMIUM}",
+            pytrace=False,
+        )
+    pytest.skip(BROWSER_HINT)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The Chromium binary for a browser test (checked in pytest_runtest_setup)."""
+    return need_chromium()
 
 
 def assert_marked_slow(what: str) -> None:
