@@ -1,4 +1,5 @@
-"""What `make test` does about the browser, without root and without installing anything.
+"""What `make test` does about the browser, without root and without installing anything, and
+the packaging metadata `make install` builds from.
 
 - The Makefile's system-deps decision (`try-system-deps` before the test targets, `system-deps`
   by hand) runs for real with PATH holding only fakes: `id` answers the uid asked for, `sudo`
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -229,3 +231,19 @@ def test_with_chromium_on_path_browser_tests_run(browser_runs):
     returncode, output = browser_runs["present"]
     assert returncode == 0, output[-3000:]
     assert "3 passed" in output and "skipped" not in output
+
+
+# -- packaging --------------------------------------------------------------------------------
+
+
+def test_license_is_an_spdx_string_with_its_file():
+    """setuptools deprecates the `project.license` table (removal announced for 2027-02-18):
+    an SPDX expression and `license-files`, which need setuptools >= 77 to build."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] and all(
+        list(REPO.glob(pattern)) for pattern in project["license-files"]
+    )
+    assert "Apache License" in (REPO / "LICENSE").read_text()
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]
