@@ -3,7 +3,7 @@
 Exit codes (suited to cron): 0 done (page errors are recorded in the database, not fatal),
 1 failure, interrupted, or incomplete (the listing walk could not get past a failed page),
 2 bad usage or no valid URL, 3 stopped because the site refused (blocked),
-4 another run holds the database.
+4 another run holds the database, 5 stopped because no host could be reached (unreachable).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ import click
 
 from . import urls
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BLOCKED, EXIT_LOCKED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BLOCKED, EXIT_LOCKED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4, 5
+
+UNREACHABLE_HELP = (
+    "kremlin-archive: what to do: behind a proxy, set http_proxy (the crawl asks for http:// "
+    "pages); where kremlin.ru does not answer your network (it blocks many outside Russia), "
+    "--source wayback reads the Internet Archive's copies instead (--source auto: the site "
+    "first); to work offline on a capture, see `kremlin-archive replay --help`."
+)
 
 db_option = click.option(
     "--db",
@@ -29,13 +36,54 @@ db_option = click.option(
     type=click.Path(dir_okay=False),
     help="SQLite archive file.",
 )
+
+
+def _warc_dir_beside_db(ctx, param, value):
+    """Without --warc-dir (or KREMLIN_WARC_DIR): the folder `warc` beside the database, so
+    that `--db X` alone never writes into another archive's folder."""
+    if value:
+        return value
+    db_path = ctx.params.get("db_path") or os.environ.get("KREMLIN_DB", "data/kremlin.db")
+    return str(Path(db_path).parent / "warc")
+
+
 warc_option = click.option(
     "--warc-dir",
-    default=lambda: os.environ.get("KREMLIN_WARC_DIR", "data/warc"),
-    show_default="data/warc",
+    default=lambda: os.environ.get("KREMLIN_WARC_DIR"),
+    callback=_warc_dir_beside_db,
+    show_default="a folder `warc` beside the database",
     type=click.Path(file_okay=False),
-    help="Folder of the WARC files.",
+    help="Folder of the WARC files (it belongs to one archive: see ARCHIVE-ID.json in it).",
 )
+
+
+def _keep_log_choice(ctx, param, value):
+    if value:
+        ctx.meta[f"kremlin_{param.name}"] = value
+    return value
+
+
+def log_options(command):
+    """-v / --log-level: how much of the run's log the terminal shows (crawl_log.console_level);
+    the run's whole log is in the file anyway. Kept in the click context for run_spider."""
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        expose_value=False,
+        callback=_keep_log_choice,
+        help="The least severe messages shown on standard error (default: WARNING in a "
+        "terminal, INFO otherwise; the whole log is in logs/<run id>.log beside the database).",
+    )(command)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_keep_log_choice,
+        help="Show more of the log: -v for INFO, -vv for DEBUG.",
+    )(command)
+
+
 settings_option = click.option(
     "-s",
     "--set",
@@ -75,17 +123,36 @@ def run_spider(
     **spider_args,
 ) -> int:
     """Run one spider in this process; return the exit code for its outcome."""
+    from . import crawl_log
+    from . import db as dbmod
     from .crawl_run import run_crawl
 
+    run_id = dbmod.new_run_id()
     settings = {
         "KREMLIN_DB": db_path,
         "KREMLIN_WARC_DIR": warc_dir,
         "KREMLIN_COMMAND": command,
         "KREMLIN_LOCK_HELD": True,
+        "KREMLIN_RUN_ID": run_id,
         **_split_overrides(overrides),
     }
+    meta = click.get_current_context().meta
+    level = crawl_log.console_level(
+        log_level=meta.get("kremlin_log_level"),
+        verbose=meta.get("kremlin_verbose", 0),
+        setting=settings.get("LOG_LEVEL") or os.environ.get("KREMLIN_LOG_LEVEL"),
+        tty=_isatty(sys.stderr),
+    )
+    log_file = crawl_log.log_path(db_path, run_id)
     with _holding_lock(db_path):
-        stats = run_crawl(spider, settings, {k: v for k, v in spider_args.items() if v is not None})
+        _bind(db_path, warc_dir)
+        stats = run_crawl(
+            spider,
+            settings,
+            {k: v for k, v in spider_args.items() if v is not None},
+            log_level=level,
+            log_file=log_file,
+        )
     reason = stats.get("finish_reason")
     summary = (
         f"run {stats.get('kremlin/run_id', '?')}: {reason or 'no finish reason'}; "
@@ -104,6 +171,7 @@ def run_spider(
             err=True,
         )
     click.echo(summary, err=True)
+    click.echo(f"kremlin-archive: the run's whole log: {_shown_path(log_file)}", err=True)
     # Monitoring without another tool: every run is a row of the `runs` table.
     click.echo(
         f"kremlin-archive: history: sqlite3 {shlex.quote(db_path)} "
@@ -111,13 +179,20 @@ def run_spider(
         'FROM runs ORDER BY started_at DESC LIMIT 5"',
         err=True,
     )
-    if stats.get("kremlin/listings/untrusted"):
+    if stats.get("kremlin/listings/untrusted") and reason not in ("unreachable", "blocked"):
         click.echo(
             f"kremlin-archive: listings not trusted: {stats['kremlin/listings/untrusted']}"
             + (f"; ids {stats['kremlin/idwalk/range']} walked instead"
                if stats.get("kremlin/idwalk/range") else ""),
             err=True,
         )  # fmt: skip
+    for host, failure in sorted((stats.get("kremlin/hosts_failed") or {}).items()):
+        click.echo(f"kremlin-archive: {host} cannot be reached: {failure}", err=True)
+    if reason in ("unreachable", "blocked") and stats.get("kremlin/hosts_failed"):
+        click.echo(UNREACHABLE_HELP, err=True)
+    if reason == "unreachable":
+        click.echo("kremlin-archive: stopped: no host of the run could be reached", err=True)
+        return EXIT_UNREACHABLE
     if stats.get("kremlin/blocked") or reason == "blocked":
         click.echo("kremlin-archive: stopped: the site keeps refusing requests (blocked)", err=True)
         return EXIT_BLOCKED
@@ -135,6 +210,31 @@ def run_spider(
             err=True,
         )
     return EXIT_FAILURE
+
+
+def _bind(db_path: str, warc_dir: str, *, adopt: bool = False) -> str:
+    """The archive's identity; a WARC folder of another archive ends the command (exit 2)."""
+    from .identity import IdentityMismatch, bind
+
+    try:
+        return bind(db_path, warc_dir, adopt=adopt)
+    except IdentityMismatch as exc:
+        click.echo(f"kremlin-archive: refused: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _isatty(stream) -> bool:
+    from .progress import _isatty as isatty
+
+    return isatty(stream)
+
+
+def _shown_path(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _incomplete_message(stats: dict) -> str:
@@ -215,6 +315,7 @@ def _check_day(value: str | None, name: str) -> None:
 @db_option
 @warc_option
 @settings_option
+@log_options
 def crawl(lang, since, until, ids, discover, refetch, source, db_path, warc_dir, overrides):
     """Archive every event of a window of days (or of ids) and account for each id of it.
 
@@ -289,6 +390,7 @@ def crawl(lang, since, until, ids, discover, refetch, source, db_path, warc_dir,
 @db_option
 @warc_option
 @settings_option
+@log_options
 def refresh(lang, recheck_days, missing_days, source, db_path, warc_dir, overrides):
     """Fetch only what is new or changed: the feed, listings from the newest until a page lists
     nothing new (one page of overlap), and the events published in the last N days
@@ -330,6 +432,7 @@ def refresh(lang, recheck_days, missing_days, source, db_path, warc_dir, overrid
 @db_option
 @warc_option
 @settings_option
+@log_options
 def fetch(source_urls, urls_file, source, db_path, warc_dir, overrides):
     """Fetch event pages given by URL, in any form the site uses (…/news/ID, /copy/ID,
     /ID/print, /d/ID, transcripts/…). Invalid URLs are refused by name and never requested.
@@ -383,6 +486,7 @@ def reparse(db_path, warc_dir):
     if not Path(warc_dir).is_dir():
         raise click.BadParameter(f"no such folder: {warc_dir}", param_hint="--warc-dir")
     with _holding_lock(db_path), Progress("reparse", unit="capture") as progress:
+        _bind(db_path, warc_dir, adopt=True)
         result = run_reparse(dbmod.open_db(db_path), warc_dir, progress=progress.update)
     counts = result.as_counts()
     click.echo(
@@ -576,8 +680,18 @@ def serve(db_path, host, port, immutable):
     if note:
         click.echo(f"kremlin-archive: {note}", err=True)
     ds = serve_mod.build_datasette(db_path, immutable=immutable)
+    try:
+        sock = serve_mod.listen(host, port)
+    except OSError as exc:
+        click.echo(
+            f"kremlin-archive: cannot listen on {host}:{port} ({exc.strerror or exc}): "
+            "another server has it? Choose another --port (0: any free one)",
+            err=True,
+        )
+        sys.exit(EXIT_FAILURE)
+    port = sock.getsockname()[1]
     click.echo(f"kremlin-archive: serving {db_path} at http://{host}:{port}/kremlin", err=True)
-    serve_mod.run_server(ds, host=host, port=port)
+    serve_mod.run_server(ds, sock)
 
 
 # -- export, import-txt, stats ------------------------------------------------------------------

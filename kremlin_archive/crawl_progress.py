@@ -4,6 +4,7 @@ The bar and the periodic lines of the other commands are in `progress`."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import IO, Any
 
@@ -11,6 +12,13 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from .progress import _isatty, enabled
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) in (
+        sys.stdout,
+        sys.stderr,
+    )
 
 
 class CrawlProgress:
@@ -32,19 +40,29 @@ class CrawlProgress:
     @classmethod
     def from_crawler(cls, crawler):
         if not (enabled() and crawler.settings.getbool("KREMLIN_PROGRESS", True)):
-            raise NotConfigured("progress switched off")
+            raise NotConfigured  # no message: Scrapy would log one warning per run for it
         if not _isatty(sys.stderr):
-            raise NotConfigured("standard error is not a terminal")
+            raise NotConfigured  # standard error is not a terminal (cron, a pipe, a file)
         return cls(crawler, sys.stderr)
 
     def spider_opened(self, spider) -> None:
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
+        console = [h for h in logging.root.handlers if _is_console(h)]
         self._redirect = logging_redirect_tqdm()
         self._redirect.__enter__()
+        if console:
+            # tqdm's handler takes the console's place but not its level: keep it, or every
+            # DEBUG line of the crawl would print above the bar.
+            for handler in logging.root.handlers:
+                if type(handler).__name__ == "_TqdmLoggingHandler":
+                    handler.setLevel(console[0].level)
         desc = self.crawler.settings.get("KREMLIN_COMMAND") or spider.name
-        self.bar = tqdm(desc=desc, unit=" pages", file=self.stream, dynamic_ncols=True)
+        # At most one redraw a second: the bar is a few hundred bytes a minute in a terminal.
+        self.bar = tqdm(
+            desc=desc, unit=" pages", file=self.stream, dynamic_ncols=True, mininterval=1.0
+        )
 
     def _postfix(self) -> dict[str, Any]:
         stats = self.crawler.stats

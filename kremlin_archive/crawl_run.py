@@ -40,7 +40,12 @@ def current_run(crawler) -> CrawlRun | None:
     return crawler.get_extension(CrawlRun)
 
 
-STATUS_BY_REASON = {"finished": "finished", "blocked": "blocked", "shutdown": "interrupted"}
+STATUS_BY_REASON = {
+    "finished": "finished",
+    "blocked": "blocked",
+    "unreachable": "unreachable",
+    "shutdown": "interrupted",
+}
 
 
 class CrawlRun:
@@ -99,10 +104,13 @@ class CrawlRun:
         if self.warc_enabled:
             from .warc import WarcWriter
 
+            identity = dbmod.identity_of(self.db)
             self.warc = WarcWriter(
                 self.warc_dir,
                 run_id=self.run_id,
                 max_file_size=self.crawler.settings.getint("KREMLIN_WARC_MAX_SIZE"),
+                # every WARC file names the archive it belongs to (identity.py)
+                warcinfo={"kremlin-archive-id": identity["id"]} if identity else None,
             )
             self.warc.open()
             for name, removed in sorted(self.warc.repaired.items()):
@@ -232,7 +240,12 @@ class CrawlRun:
         self._stopped.set()
         self.crawler.stats.set_value(f"kremlin/{reason}", True)
         self.record_error(
-            url=url, stage="fetch", reason=f"{reason}: {message}", status=status, fetch_id=fetch_id
+            url=url,
+            stage="fetch",
+            reason=f"{reason}: {message}",
+            status=status,
+            fetch_id=fetch_id,
+            quiet=True,
         )
         logger.error("stopping the run (%s): %s", reason, message)
         engine = self.crawler.engine
@@ -309,11 +322,16 @@ class CrawlRun:
                 self.db, event_id, "failed", fetch_id=fetch_id, run_id=self.run_id, answer=answer
             )
 
-    def record_error(self, *, url, stage, reason, status=None, fetch_id=None) -> None:
+    def record_error(
+        self, *, url, stage, reason, status=None, fetch_id=None, quiet: bool = False
+    ) -> None:
         stats = self.crawler.stats
         stats.inc_value("kremlin/errors")
         stats.inc_value(f"kremlin/errors/{stage}")
-        logger.warning("%s error for %s: %s", stage, url, reason)
+        # Once the run is stopping, its cause has been said (stop): what follows from it is
+        # recorded without repeating it on the console.
+        level = logging.INFO if quiet or self.stopping else logging.WARNING
+        logger.log(level, "%s error for %s: %s", stage, url, reason)
         if self.db is not None:
             dbmod.record_error(
                 self.db,
@@ -326,13 +344,23 @@ class CrawlRun:
             )
 
 
-def run_crawl(spider: str, settings: dict[str, Any], spider_args: dict[str, Any]) -> dict:
+def run_crawl(
+    spider: str,
+    settings: dict[str, Any],
+    spider_args: dict[str, Any],
+    *,
+    log_level: str | None = None,
+    log_file=None,
+) -> dict:
     """Run one of the project's spiders in this process with the project's settings overridden
     by `settings` (command-line priority); returns the crawl's stats when it has ended. The
-    caller holds the database's run lock (`KREMLIN_LOCK_HELD`)."""
+    caller holds the database's run lock (`KREMLIN_LOCK_HELD`). The log goes to standard error
+    at `log_level` (default the LOG_LEVEL setting) and, whole, to `log_file` (`crawl_log`)."""
     os.environ.setdefault("SCRAPY_SETTINGS_MODULE", "kremlin_archive.settings")
     from scrapy.crawler import CrawlerProcess
     from scrapy.utils.project import get_project_settings
+
+    from .crawl_log import RunLogging
 
     project = get_project_settings()
     for name, value in settings.items():
@@ -342,8 +370,11 @@ def run_crawl(spider: str, settings: dict[str, Any], spider_args: dict[str, Any]
         project.set(
             "DOWNLOAD_SLOTS", {"wayback": {"concurrency": 1, "delay": delay}}, priority="cmdline"
         )
-    process = CrawlerProcess(project, install_root_handler=True)
-    crawler = process.create_crawler(spider)
-    process.crawl(crawler, **spider_args)
-    process.start()
+    # The handlers are the run's own (RunLogging), not Scrapy's root handler.
+    project.set("LOG_INSTALL_ROOT_HANDLER", False, priority="cmdline")
+    with RunLogging(log_level or project.get("LOG_LEVEL"), log_file):
+        process = CrawlerProcess(project)
+        crawler = process.create_crawler(spider)
+        process.crawl(crawler, **spider_args)
+        process.start()
     return crawler.stats.get_stats() if crawler.stats else {}

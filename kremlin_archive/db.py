@@ -61,6 +61,12 @@ BUSY_TIMEOUT_MS = 30_000
 # Columns of `events` that hold content (compared to decide new/changed/unchanged) are derived
 # from items.CONTENT_FIELDS; the others are provenance of the current content.
 TABLES: dict[str, dict[str, Any]] = {
+    # The archive's identity (one row), kept in its WARC folder too (identity.py): a database
+    # refuses a WARC folder of another archive.
+    "identity": {
+        "columns": {"id": str, "created_at": str, "warc_dir": str},
+        "pk": "id",
+    },
     "runs": {
         "columns": {
             "id": str,
@@ -418,6 +424,31 @@ def m003_persons(db: Database) -> None:
             FTS["utterances"], create_triggers=True, tokenize=FTS_TOKENIZE, replace=True
         )
     settle_persons(db)
+
+
+def identity_of(db: Database) -> dict[str, Any] | None:
+    """The archive's identity row (id, created_at, warc_dir), or None before it has one."""
+    rows = list(db.query("SELECT * FROM identity ORDER BY created_at LIMIT 1"))
+    return rows[0] if rows else None
+
+
+def set_identity(db: Database, archive_id: str, warc_dir: str, created_at: str) -> None:
+    """Give the archive its identity (once: an archive never changes its id)."""
+    with db.atomic():
+        if identity_of(db) is None:
+            db.execute(
+                "INSERT INTO identity (id, created_at, warc_dir) VALUES (?, ?, ?)",
+                [archive_id, created_at, warc_dir],
+            )
+        else:
+            db.execute("UPDATE identity SET warc_dir = ? WHERE id = ?", [warc_dir, archive_id])
+
+
+def knows_warc_file(db: Database, filename: str) -> bool:
+    """Whether a fetch of this archive was written to the WARC file of this name."""
+    return bool(
+        db.execute("SELECT 1 FROM fetches WHERE warc_filename = ? LIMIT 1", [filename]).fetchone()
+    )
 
 
 def open_db(path: str | Path) -> Database:

@@ -505,3 +505,185 @@ def retry_after_seconds(value: bytes | str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+# -- first contact: is a host reachable at all? ----------------------------------------------
+
+# How a request failed before any answer, by the exception's class (Scrapy 2.19 names, with the
+# Twisted ones it may still let through); TLS is told by the message.
+_NETWORK_FAILURES = {
+    "CannotResolveHostError": "dns",
+    "DNSLookupError": "dns",
+    "DownloadConnectionRefusedError": "refused",
+    "ConnectionRefusedError": "refused",
+    "DownloadTimeoutError": "timeout",
+    "TimeoutError": "timeout",
+    "TCPTimedOutError": "timeout",
+    "NoRouteError": "network",
+    "ConnectError": "network",
+    "ConnectingCancelledError": "network",
+}
+
+
+def network_failure(exception: BaseException) -> str | None:
+    """'dns', 'refused', 'timeout', 'tls' or 'network' for a failure to reach a host at all;
+    None for anything else (an answer cut short, a bug)."""
+    text = exception_text(exception)
+    if any(word in text for word in ("SSL", "TLS", "certificate", "handshake")):
+        return "tls"
+    for cls in type(exception).__mro__:
+        if cls.__name__ in _NETWORK_FAILURES:
+            return _NETWORK_FAILURES[cls.__name__]
+    return None
+
+
+def describe_failure(kind: str, host: str, detail: str, proxy: str | None, timeout: float) -> str:
+    """What failed, in a user's words."""
+    via = f" through the proxy {proxy}" if proxy else ""
+    if kind == "dns":
+        return f"DNS: the name {host} does not resolve (no network, or no DNS server answers)"
+    if kind == "refused":
+        if proxy:
+            return f"connection refused by the proxy {proxy} (http_proxy): is it running?"
+        return f"connection refused by {host}: the host answers no one on this port, or not you"
+    if kind == "timeout":
+        return (
+            f"timeout: no answer{via} within {timeout:g} s (the site drops connections from "
+            f"many networks outside Russia; -s KREMLIN_FIRST_CONTACT_TIMEOUT=60 waits longer)"
+        )
+    if kind == "tls":
+        return f"TLS: the secure connection{via} failed ({detail})"
+    if kind == "refusals":
+        return f"refused: every request was answered {detail} before any page came (blocked)"
+    return f"network: {detail}{via}"
+
+
+@dataclass
+class _Contact:
+    answered: bool = False  # any answer other than a refusal, this run
+    failures: int = 0  # network failures before the first answer
+    refusals: int = 0  # 403/429 before the first answer (robots.txt aside)
+    failed: str | None = None  # what failed, once the host is given up
+    kind: str | None = None
+
+
+class ReachabilityMiddleware:
+    """A host that never answers is said so within seconds, not after minutes of retries.
+
+    Until a host has answered once in this run, its requests wait at most
+    KREMLIN_FIRST_CONTACT_TIMEOUT seconds, and a network failure (DNS, connection refused,
+    timeout, TLS) is final after KREMLIN_FIRST_CONTACT_ATTEMPTS tries (a timeout after one: it
+    has waited already), as are as many refusals (403/429) of pages. Then the host is given
+    up: one warning names it and what failed, its later requests are not sent (their errbacks
+    record them), and when no host of the run is left, the run stops as 'unreachable' (runs
+    status and exit code 5) -- or 'blocked' (exit code 3) when every host refused. With
+    -a source=auto a site that cannot be reached is not the end: the rest of the run reads the
+    Internet Archive. Once a host has answered, its failures are ordinary ones (retried, then
+    recorded)."""
+
+    REFUSALS = (403, 429)
+
+    def __init__(self, crawler):
+        self.crawler = crawler
+        settings = crawler.settings
+        self.timeout = settings.getfloat("KREMLIN_FIRST_CONTACT_TIMEOUT")
+        self.attempts = max(1, settings.getint("KREMLIN_FIRST_CONTACT_ATTEMPTS"))
+        self.download_timeout = settings.getfloat("DOWNLOAD_TIMEOUT")
+        self.hosts: dict[str, _Contact] = {}
+        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(
+            _quiet_network_failures
+        )
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def process_request(self, request):
+        host = _host(request.url)
+        contact = self.hosts.setdefault(host, _Contact())
+        if contact.failed:
+            raise IgnoreRequest(f"{host} cannot be reached ({contact.failed})")
+        if not contact.answered and self.timeout > 0:
+            request.meta[Meta.FIRST_CONTACT] = True
+            request.meta["download_timeout"] = min(
+                self.timeout, request.meta.get("download_timeout") or self.timeout
+            )
+        elif request.meta.pop(Meta.FIRST_CONTACT, None):
+            request.meta["download_timeout"] = self.download_timeout
+        return None
+
+    def process_response(self, request, response):
+        contact = self.hosts.setdefault(_host(request.url), _Contact())
+        if contact.answered or contact.failed:
+            return response
+        if response.status not in self.REFUSALS:
+            contact.answered = True
+            return response
+        if urlsplit(request.url).path == "/robots.txt":
+            return response  # a refused robots.txt alone says nothing of the pages
+        contact.refusals += 1
+        if contact.refusals >= self.attempts:
+            request.meta["dont_retry"] = True
+            self._give_up(request, "refusals", f"HTTP {response.status}", status=response.status)
+        return response
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, IgnoreRequest):
+            return None
+        contact = self.hosts.setdefault(_host(request.url), _Contact())
+        kind = network_failure(exception)
+        if contact.answered or contact.failed or kind is None:
+            return None
+        contact.failures += 1
+        if kind == "timeout" or contact.failures >= self.attempts:
+            request.meta["dont_retry"] = True
+            self._give_up(request, kind, exception_text(exception))
+        return None
+
+    def _give_up(self, request, kind: str, detail: str, status: int | None = None) -> None:
+        host = _host(request.url)
+        contact = self.hosts[host]
+        proxy = request.meta.get("proxy")
+        contact.kind = kind
+        contact.failed = describe_failure(kind, host, detail, proxy, self.timeout)
+        stats = self.crawler.stats
+        failed = dict(stats.get_value("kremlin/hosts_failed") or {})
+        failed[host] = contact.failed
+        stats.set_value("kremlin/hosts_failed", failed)
+        if any(c.answered or not c.failed for c in self.hosts.values()):
+            # another host answers, or has not been tried to the end yet: the run goes on
+            logger.warning("%s cannot be reached: %s", host, contact.failed)
+            return
+        logger.info("%s cannot be reached: %s", host, contact.failed)
+        spider = self.crawler.spider
+        if (
+            getattr(spider, "source", "site") == "auto"
+            and not getattr(spider, "site_unusable", None)
+            and all(urls.lang_of_host(f"http://{h}/") for h in self.hosts)
+        ):
+            spider.site_refuses(f"{host}: {contact.failed}", url=request.url, status=status)
+            return
+        reason = (
+            "blocked" if all(c.kind == "refusals" for c in self.hosts.values()) else ("unreachable")
+        )
+        message = "; ".join(f"{h}: {c.failed}" for h, c in sorted(self.hosts.items()))
+        run = current_run(self.crawler)
+        if run is not None:
+            run.stop(reason, f"no host answered ({message})", url=request.url, status=status)
+        else:
+            stats.set_value(f"kremlin/{reason}", True)
+            logger.error("stopping the run (%s): %s", reason, message)
+            self._closing = deferred_from_coro(
+                self.crawler.engine.close_spider_async(reason=reason)
+            )
+
+
+def _quiet_network_failures(record: logging.LogRecord) -> bool:
+    """robots.txt that could not be fetched for a network failure: one line, no traceback
+    (ReachabilityMiddleware says what failed); other errors keep theirs."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None and network_failure(exc) is not None:
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True

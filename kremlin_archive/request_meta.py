@@ -24,3 +24,4 @@ class Meta:
     CAPTURED = "kremlin_captured"  # wayback: a timestamp the index lists a 200 capture at
     SITE_ERROR = "kremlin_site_error"  # auto: the site's failure a Wayback copy stands in for
     CDX = "kremlin_cdx"  # a CDX index query: (lang, prefix, tries)
+    FIRST_CONTACT = "kremlin_first_contact"  # sent before its host answered: a short timeout

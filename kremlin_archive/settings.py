@@ -22,7 +22,7 @@ USER_AGENT = os.environ.get(
 ROBOTSTXT_OBEY = True
 
 DOWNLOAD_DELAY = float(os.environ.get("KREMLIN_DOWNLOAD_DELAY", "2.0"))
-RANDOMIZE_DOWNLOAD_DELAY = True
+DOWNLOAD_DELAY_JITTER = 0.5  # each delay varies by up to ±50 %
 CONCURRENT_REQUESTS = 4
 CONCURRENT_REQUESTS_PER_DOMAIN = 1
 AUTOTHROTTLE_ENABLED = True
@@ -36,6 +36,7 @@ COMPRESSION_ENABLED = True
 HTTPPROXY_ENABLED = True  # honours http_proxy: the replay server and a Russian egress proxy
 COOKIES_ENABLED = False
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # no HTTP control server listening during a crawl
 
 # Retries: 5xx, 429 and 403 are retried with exponential backoff, Retry-After honoured.
 RETRY_ENABLED = True
@@ -54,6 +55,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Consecutive refusals stop the run ('blocked'); sits just above the retry middleware so
     # that it sees every attempt.
     "kremlin_archive.middlewares.RefusalBrakeMiddleware": 560,
+    # A host that never answers (DNS, refused, timeout, TLS, only 403s) is given up within
+    # seconds and said so; between the brake and the retry, so its failures are not retried.
+    "kremlin_archive.middlewares.ReachabilityMiddleware": 555,
     # Conditional requests (If-None-Match / If-Modified-Since) from the previous fetch.
     "kremlin_archive.middlewares.ConditionalRequestMiddleware": 570,
     # Every exchange, as received (before redirects and retries consume it), to WARC + fetches.
@@ -80,6 +84,10 @@ KREMLIN_BRAKE_REFUSALS = 10  # consecutive 403/429 answers before the run stops 
 KREMLIN_BRAKE_PAUSE = 60.0  # seconds to back off once before giving up
 KREMLIN_RETRY_BACKOFF_BASE = 5.0  # seconds; doubled per attempt unless Retry-After says more
 KREMLIN_RETRY_BACKOFF_MAX = 300.0
+# Before a host has answered once: how long a request waits, and how many network failures
+# (or refusals of pages) give it up (middlewares.ReachabilityMiddleware).
+KREMLIN_FIRST_CONTACT_TIMEOUT = 15.0
+KREMLIN_FIRST_CONTACT_ATTEMPTS = 2
 KREMLIN_CONDITIONAL_REQUESTS = True
 KREMLIN_LOCK = True  # one run at a time per database
 
@@ -96,5 +104,7 @@ DOWNLOAD_SLOTS = {"wayback": {"concurrency": 1, "delay": KREMLIN_WAYBACK_DELAY}}
 
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = os.environ.get("KREMLIN_LOG_LEVEL", "INFO")
+# Items are logged by their key and URL, not printed whole (crawl_log).
+LOG_FORMATTER = "kremlin_archive.crawl_log.ItemLogFormatter"
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"

@@ -21,14 +21,17 @@ SCRAPY_LAYER = (
     "pipelines.py",
     "crawl_run.py",
     "crawl_progress.py",
+    "crawl_log.py",
     "request_meta.py",
 )
+# Development tools that stand in for a piece of Scrapy's world in tests (a resolver).
+SCRAPY_DEVTOOLS = ("devtools/offline.py",)
 
 # library -> the modules (paths under kremlin_archive/, a trailing / for a folder) allowed to
 # import it.
 OWNERS = {
-    "scrapy": SCRAPY_LAYER,
-    "twisted": SCRAPY_LAYER,
+    "scrapy": SCRAPY_LAYER + SCRAPY_DEVTOOLS,
+    "twisted": SCRAPY_LAYER + SCRAPY_DEVTOOLS,
     "lxml": ("parsing.py",),  # turning bytes into fields is parsing's job alone
     "warcio": ("warc/",),
     "sqlite3": ("db.py",),

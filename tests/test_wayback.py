@@ -222,7 +222,8 @@ def test_auto_with_the_site_refusing_archives_march_from_the_wayback(refused, mi
     assert counts["events_from_wayback"] == counts["events_new"] >= 94
     assert "the site was not used after" in refused.result.stderr
     [unusable] = refused.rows("SELECT * FROM errors WHERE reason LIKE 'site unusable:%'")
-    assert "refused (HTTP 403) on every attempt" in unusable["reason"]
+    # refused before any page came: handed over after the listing and its one retry
+    assert "refused: every request was answered HTTP 403" in unusable["reason"]
     coverage = run_cli("coverage", "--db", str(refused.db_path), "--lang", "en", "--since",
                        "2020-03-01", "--until", "2020-03-31", "--json")  # fmt: skip
     report = json.loads(coverage.stdout)["langs"]["en"]

@@ -108,11 +108,30 @@ def build_datasette(
     return ds
 
 
-def run_server(ds, *, host: str, port: int) -> None:
-    """Serve `ds` with uvicorn, as `datasette serve` does (blocks until interrupted)."""
+def listen(host: str, port: int):
+    """A socket listening on host:port (port 0: any free port), made before anything says
+    "serving": a busy port is an OSError here, not a message about a server that never ran."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def run_server(ds, sock) -> None:
+    """Serve `ds` with uvicorn on the listening socket `sock`, as `datasette serve` does
+    (blocks until interrupted)."""
     import asyncio
 
     import uvicorn
 
     asyncio.run(ds.invoke_startup())
-    uvicorn.run(ds.app(), host=host, port=port, log_level="info", lifespan="on", workers=1)
+    config = uvicorn.Config(ds.app(), log_level="info", lifespan="on", workers=1)
+    uvicorn.Server(config).run(sockets=[sock])
