@@ -75,7 +75,8 @@ TABLES: dict[str, dict[str, Any]] = {
             "arguments": str,  # JSON
             "started_at": str,
             "finished_at": str,
-            "status": str,  # running | finished | blocked | failed | interrupted
+            # running | finished | incomplete | blocked | unreachable | failed | interrupted
+            "status": str,
             "finish_reason": str,
             "requests": int,
             "responses": int,
