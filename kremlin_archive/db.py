@@ -313,6 +313,10 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("url",)),
     ("coverage", ("lang", "kremlin_id")),
     ("coverage", ("state",)),
+    # The newest events first and the site's 404s, for `event_changes` (the Atom feed reads it
+    # on every request; first_seen_at lies behind the text, so a scan would read every row).
+    ("events", ("first_seen_at", "id")),
+    ("fetches", ("status",)),
 ]
 
 # unicode61 folds case for Cyrillic as well as Latin; remove_diacritics 2 also makes ё match е.
@@ -321,6 +325,51 @@ FTS: dict[str, tuple[str, ...]] = {
     "events": ("title", "lead", "text"),
     "utterances": ("speaker", "text"),
 }
+
+# Answers of the site that say an event page is gone: HTTP 404 or 410, or its 404 page served
+# with a 200 (a parse error `not-found-page`). Copies of the Internet Archive say nothing of it.
+_SITE_FETCH = "f.kind = 'event' AND coalesce(f.source, 'site') = 'site'"
+_GONE = (
+    "(f.status IN (404, 410) OR f.id IN "
+    "(SELECT fetch_id FROM errors WHERE reason LIKE 'not-found-page%' AND fetch_id IS NOT NULL))"
+)
+# What happened to the archive's events, newest first: `new` when an event was first stored,
+# `edited` when a refetch or re-parse replaced its content (the revision keeps the old one), and
+# `removed` when the site, asked again for a stored event, answered that it is gone and has not
+# given the page since (the archive keeps the last content). A compound SELECT ordered as a
+# whole, so that SQLite merges its three parts each in index order: the newest rows cost the
+# same however large the archive (the recent changes and the Atom feed read only those).
+CHANGES_VIEW = f"""
+    SELECT e.first_seen_at AS at, 'new' AS change, e.id AS event_id, e.lang, e.published_at,
+           e.title, NULL AS revision_id, NULL AS revision, NULL AS changed_fields,
+           NULL AS answer,
+           coalesce((SELECT r.fetch_id FROM revisions r
+                     WHERE r.event_id = e.id AND r.revision = 1), e.fetch_id) AS fetch_id
+    FROM events e
+    UNION ALL
+    SELECT r.recorded_at, 'edited', r.event_id, e.lang, e.published_at, e.title, r.id,
+           r.revision, r.changed_fields, NULL, r.superseded_by_fetch_id
+    FROM revisions r JOIN events e ON e.id = r.event_id
+    UNION ALL
+    SELECT f.fetched_at, 'removed', e.id, e.lang, e.published_at, e.title, NULL, NULL, NULL,
+           CASE WHEN f.status IN (404, 410) THEN 'HTTP ' || f.status
+                ELSE 'the site''s 404 page' END, f.id
+    FROM (
+      -- the first of the site's "gone" answers since it last gave the page
+      SELECT min(f.id) AS id FROM fetches f
+      WHERE {_SITE_FETCH} AND {_GONE}
+        AND NOT EXISTS (
+          SELECT 1 FROM fetches later
+          WHERE later.event_id = f.event_id AND later.id > f.id AND later.kind = 'event'
+            AND coalesce(later.source, 'site') = 'site' AND later.status IN (200, 304)
+            AND later.id NOT IN (SELECT fetch_id FROM errors
+                                 WHERE reason LIKE 'not-found-page%' AND fetch_id IS NOT NULL))
+      GROUP BY f.event_id
+    ) gone
+    JOIN fetches f ON f.id = gone.id
+    JOIN events e ON e.id = f.event_id
+    ORDER BY at DESC, event_id DESC
+"""
 
 VIEWS: dict[str, str] = {
     "transcripts": """
@@ -351,6 +400,7 @@ VIEWS: dict[str, str] = {
                events_new, events_changed, events_unchanged, errors
         FROM runs ORDER BY started_at DESC
     """,
+    "event_changes": CHANGES_VIEW,
 }
 
 
@@ -1648,6 +1698,72 @@ def event_page(db: Database, event_id: str) -> dict[str, Any] | None:
             )
         ),
     }
+
+
+def revision_page(db: Database, revision_id: int) -> dict[str, Any] | None:
+    """What the page of one revision shows, or None if there is no such revision.
+
+    `revision` is the row (the old content, as JSON, in `content`); `event` the event's
+    row; `newer` the content that replaced it, in `content_of` form: the next revision's, or the
+    event's current content; `newer_revision` that next revision's row (None when the current
+    content replaced it); `old_fetch` and `new_fetch` the fetches the two came from; `previous`
+    and `next` the ids of the event's neighbouring revisions.
+    """
+    rows = _rows(db, "SELECT * FROM revisions WHERE id = ?", [revision_id])
+    if not rows:
+        return None
+    revision = rows[0]
+    event = _get_event(db, revision["event_id"])
+    if event is None:
+        return None
+
+    def neighbour(number: int) -> dict[str, Any] | None:
+        found = _rows(
+            db,
+            "SELECT * FROM revisions WHERE event_id = ? AND revision = ?",
+            [revision["event_id"], number],
+        )
+        return found[0] if found else None
+
+    def fetch(fetch_id: int | None) -> dict[str, Any] | None:
+        found = _rows(db, "SELECT * FROM fetches WHERE id = ?", [fetch_id])
+        return found[0] if found else None
+
+    before, after = neighbour(revision["revision"] - 1), neighbour(revision["revision"] + 1)
+    newer = json.loads(after["content"] if after else _old_content_json(db, event))
+    return {
+        "revision": revision,
+        "event": event,
+        "newer": newer,
+        "newer_revision": after,
+        "old_fetch": fetch(revision["fetch_id"]),
+        "new_fetch": fetch(revision["superseded_by_fetch_id"]),
+        "previous": before["id"] if before else None,
+        "next": after["id"] if after else None,
+    }
+
+
+def recent_changes(
+    db: Database, *, limit: int = 50, lang: str | None = None, change: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest rows of `event_changes` (new, edited and removed events), newest first, with
+    each event's `lead`, `place` and `url`; only `lang` (ru, en) or `change` (new, edited,
+    removed) when given."""
+    where, params = ["1 = 1"], []
+    if lang:
+        where.append("c.lang = ?")
+        params.append(lang)
+    if change:
+        where.append("c.change = ?")
+        params.append(change)
+    # The view is ordered newest first: limited before the join, only those rows are read.
+    return _rows(
+        db,
+        f"SELECT c.*, e.lead, e.place, e.url FROM (SELECT * FROM event_changes c "
+        f"WHERE {' AND '.join(where)} LIMIT ?) c JOIN events e ON e.id = c.event_id "
+        "ORDER BY c.at DESC, c.event_id DESC",
+        [*params, limit],
+    )
 
 
 # -- incremental refresh (the kremlin spider's refresh mode reads these) ---------------------
