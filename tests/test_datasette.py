@@ -278,6 +278,7 @@ CANNED = {
     "events_between": ({"since": "2021-08-21", "until": "2021-08-21", "lang": "ru"}, "id", RU_ID),
     "most_turns": ({"since": "2017-01-01", "until": "2017-12-31", "lang": "en"}, "id", EN_ID),
     "changed_since": ({"since": "2026-11-20"}, "event_id", RU_ID),
+    "recent_changes": ({"lang": "ru", "change": "edited"}, "event_id", RU_ID),
     "coverage_of_ids": ({"lang": "ru", "first": "66000", "last": "67000"}, "event_id", RU_ID),
 }
 
@@ -360,7 +361,7 @@ def test_transcript_page_shows_the_turns_in_order(ru_page, ru_66419):
 def test_transcript_page_header(ru_page, ru_66419):
     assert ru_page.xpath("string(//article//h1)") == ru_66419.title
     assert ru_page.xpath("string(//time/@datetime)") == "2021-08-21T13:10:00+03:00"
-    assert "21 August 2021, 13:10" in ru_page.xpath("string(//time)")
+    assert "21 августа 2021, 13:10" in ru_page.xpath("string(//time)")  # in the page's language
     assert ru_page.xpath("string(//span[@class='place'])") == "Москва, Кремль"
     assert ru_page.xpath("string(//p[@class='lead'])") == ru_66419.lead
     assert ru_page.xpath("//a[@class='source']/@href") == [RU_URL]
@@ -405,6 +406,7 @@ def test_transcript_page_provenance(ru_page):
 def test_plain_news_page_shows_its_paragraphs(ds):
     page = lxml.html.fromstring(get(ds, "/kremlin/events/en-55882").text)
     assert page.xpath("string(//article//h1)").startswith("Meeting of")
+    assert "19 October 2017, 20:10" in page.xpath("string(//time)")
     assert page.xpath("//section[@class='dialogue']/div") or page.xpath(
         "//section[@class='body-text']/p"
     )

@@ -1,5 +1,5 @@
-"""Datasette plugin of the archive: the transcript page, the person page, and links between
-records.
+"""Datasette plugin of the archive: the transcript page, the person page, the revision page,
+the Atom feed of changes, the events table as an index, and links between records.
 
 Loaded from this folder by `kremlin-archive serve` (Datasette's `plugins_dir`); it acts only on
 the database served as `kremlin` (serve.DATABASE_NAME), so other databases in the same process
@@ -11,8 +11,17 @@ are untouched.
   person row page (`row-kremlin-persons.html`) a `person_page`: the labels and positions the
   person is printed under and their turns, newest first, searchable (`?q=`), paged (`?page=`)
   — read with `db.person_page`.
-- `render_cell` links event keys (`ru-66419`) in query results and views to the transcript page
-  (to the turn, when the row has a `seq`).
+  The revision row page (`row-kremlin-revisions.html`) gets a `revision_page`: the content an
+  edit replaced against the content that replaced it, paragraph by paragraph (`diff.py`), with
+  both fetches and their WARC records — read with `db.revision_page`.
+- `render_cell` links event keys (`ru-66419`) and titles in query results and views to the
+  transcript page (to the turn, when the row has a `seq`), marks the words found in search
+  excerpts (`**so**` from snippet()), shows an event's date in the event's language, links
+  revisions to their page.
+- `asgi_wrapper` also has `/kremlin/events` ask for the index's columns (EVENT_INDEX_COLUMNS)
+  unless the address chooses columns itself (`_col`, `_nocol`, `_columns=all`).
+- `register_routes` serves the Atom feed of new, edited and removed events at
+  `/kremlin/-/changes.atom` (`feed.py`; why not datasette-atom: see there).
 - `register_facet_classes` adds `array_values`, Datasette's JSON-array facet made cheap enough
   for the whole archive (used for `events.sections`).
 - `prepare_connection` lets a read wait briefly instead of failing while a crawl checkpoints.
@@ -20,8 +29,8 @@ are untouched.
   can write (Datasette itself opens the file `mode=ro` as well).
 
 Values from the site are handed to the template as plain strings, which Jinja escapes; the only
-markup built here is a link whose text and address are escaped, and only http(s) addresses
-from the site ever become links.
+markup built here is links, `<time>` and `<mark>` around escaped text (Markup.format escapes
+every value), and only http(s) addresses from the site ever become links.
 """
 
 from __future__ import annotations
@@ -29,16 +38,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from datasette import hookimpl
 from datasette.facets import ArrayFacet
-from datasette.utils import escape_sqlite, tilde_encode, urlsafe_components
-from markupsafe import Markup
+from datasette.utils import escape_sqlite, path_with_replaced_args, tilde_encode, urlsafe_components
+from datasette.utils.asgi import Response
+from markupsafe import Markup, escape
 from sqlite_utils import Database
 
 from kremlin_archive import db as dbmod
 from kremlin_archive import urls
+from kremlin_archive.datasette import diff, feed
 from kremlin_archive.datasette.serve import DATABASE_NAME
 from kremlin_archive.wayback import read_capture_url
 
@@ -54,6 +65,26 @@ READ_BUSY_TIMEOUT_MS = 2000
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # Speaker colours cycle through this many CSS classes (spk-0 … spk-5) in order of appearance.
 SPEAKER_CLASSES = 6
+# The events table reads as an index: these columns (after the key) unless the address asks
+# for others (`_col`, `_nocol`) or for all of them (`_columns=all`).
+EVENT_INDEX_COLUMNS = ("published_at", "lang", "title", "place", "utterance_count", "twin_id")
+ALL_COLUMNS = ("_columns", "all")
+COLUMN_CHOICES = ("_col", "_nocol", ALL_COLUMNS[0], "_format")
+# Full-text matches in query results are marked `**so**` (snippet() in metadata.yml).
+MATCH = re.compile(r"\*\*(.+?)\*\*", re.S)
+MONTHS_RU = (
+    "января", "февраля", "марта", "апреля", "мая", "июня",
+    "июля", "августа", "сентября", "октября", "ноября", "декабря",
+)  # fmt: skip
+MONTHS_EN = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+MOSCOW_TIME = {"ru": "московское время", "en": "Moscow time"}
+FEED_PATH = f"/{DATABASE_NAME}/-/changes.atom"
+FEED_SIZE = 50
+FEED_TITLE = "Kremlin archive: new, edited and removed events"
+CHANGE_KINDS = ("new", "edited", "removed")
 
 
 class ArrayValuesFacet(ArrayFacet):
@@ -113,6 +144,8 @@ def asgi_wrapper(datasette):
                 )
                 await send({"type": "http.response.body", "body": b"The archive is read-only.\n"})
                 return
+            if scope["type"] == "http" and scope.get("path") == f"/{DATABASE_NAME}/events":
+                scope = {**scope, "query_string": index_columns(scope.get("query_string", b""))}
             await app(scope, receive, send)
 
         return read_only
@@ -120,20 +153,38 @@ def asgi_wrapper(datasette):
     return wrap
 
 
+def index_columns(query_string: bytes) -> bytes:
+    """The events table's address with the index's columns asked for (`_col=…`), unless it
+    chooses columns itself: Datasette 0.65 has no setting for the columns a table shows."""
+    args = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    if any(key in COLUMN_CHOICES for key, _ in args):
+        return query_string
+    extra = urlencode([("_col", column) for column in EVENT_INDEX_COLUMNS]).encode()
+    return b"&".join(part for part in (query_string, extra) if part)
+
+
 PERSON_PAGE_SIZE = 50
 
 
 @hookimpl
 def extra_template_vars(template, database, table, view_name, request, datasette):
-    if view_name != "row" or database != DATABASE_NAME or request is None:
+    if database != DATABASE_NAME or request is None:
         return {}
-    if table not in ("events", "persons"):
-        return {}
+    common = {
+        "feed_href": FEED_PATH,
+        "changes_href": datasette.urls.query(DATABASE_NAME, "recent_changes"),
+    }
+    if view_name == "table" and table == "events":
+        return {**common, "column_choice": column_choice(request)}
+    if view_name != "row" or table not in ("events", "persons", "revisions"):
+        return common
     pks = urlsafe_components(request.url_vars["pks"])
     if len(pks) != 1:
-        return {}
+        return common
     if table == "persons":
         return _person_vars(pks[0], request, datasette)
+    if table == "revisions":
+        return _revision_vars(pks[0], datasette, common)
 
     async def transcript_vars():
         page = await datasette.get_database(DATABASE_NAME).execute_fn(
@@ -146,6 +197,105 @@ def extra_template_vars(template, database, table, view_name, request, datasette
         return {"transcript": transcript_context(page, datasette)}
 
     return transcript_vars
+
+
+def column_choice(request) -> dict:
+    """What the events table page says of its columns: the index's, all, or the reader's own
+    choice, with the addresses that switch between them."""
+    args = request.args
+    showing = "chosen"
+    if not args.getlist("_nocol"):
+        if args.get(ALL_COLUMNS[0]) == ALL_COLUMNS[1]:
+            showing = "all"
+        elif args.getlist("_col") == list(EVENT_INDEX_COLUMNS):
+            showing = "index"
+    return {
+        "showing": showing,
+        "all_href": path_with_replaced_args(
+            request, {"_col": None, "_nocol": None, "_next": None, ALL_COLUMNS[0]: ALL_COLUMNS[1]}
+        ),
+        "index_href": path_with_replaced_args(
+            request, {"_col": None, "_nocol": None, "_next": None, ALL_COLUMNS[0]: None}
+        ),
+        "index_columns": ["id", *EVENT_INDEX_COLUMNS],
+    }
+
+
+def _revision_vars(revision_id: str, datasette, common: dict):
+    try:
+        number = int(revision_id)
+    except ValueError:
+        return common
+
+    async def revision_vars():
+        page = await datasette.get_database(DATABASE_NAME).execute_fn(
+            lambda conn: dbmod.revision_page(
+                Database(conn, recursive_triggers=False, execute_plugins=False), number
+            )
+        )
+        if page is None:
+            return common
+        return {**common, "revision_page": revision_context(page, datasette)}
+
+    return revision_vars
+
+
+def revision_context(page: dict, datasette) -> dict:
+    """The revision page: the old and the new version of one event, where each came from, and
+    their difference paragraph by paragraph (`diff.paragraphs`)."""
+    revision, event = page["revision"], page["event"]
+    old = json.loads(revision["content"])
+    new = page["newer"]
+    lang = event["lang"]
+    newer = page["newer_revision"]
+
+    def side(fetch: dict | None, label: str, parser: str | None, origin: str | None) -> dict:
+        return {
+            "label": label,
+            "fetch": fetch,
+            "fetch_href": datasette.urls.row(DATABASE_NAME, "fetches", str(fetch["id"]))
+            if fetch
+            else None,
+            "parser_version": parser,
+            "origin": origin,
+        }
+
+    def revision_href(number: int | None) -> str | None:
+        return datasette.urls.row(DATABASE_NAME, "revisions", str(number)) if number else None
+
+    event_href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(event["id"]))
+    return {
+        "id": revision["id"],
+        "number": revision["revision"],
+        "event_id": event["id"],
+        "lang": lang,
+        "title": event["title"],
+        "old_title": old.get("title"),
+        "event_href": event_href,
+        "published_label": human_time(event["published_at"], lang),
+        "recorded_at": revision["recorded_at"],
+        "changed_fields": _json_list(revision["changed_fields"]),
+        "old": side(
+            page["old_fetch"],
+            f"Revision {revision['revision']} (kept)",
+            revision["parser_version"],
+            revision["origin"],
+        ),
+        "new": side(
+            page["new_fetch"],
+            f"Revision {newer['revision']} (kept)" if newer else "The current version",
+            newer["parser_version"] if newer else event["parser_version"],
+            newer["origin"] if newer else event["origin"],
+        ),
+        "is_current": newer is None,
+        "fields": diff.fields(old, new),
+        "paragraphs": diff.paragraphs(old.get("paragraphs") or [], new.get("paragraphs") or []),
+        "summary": diff.summary(old, new),
+        "turns_note": diff.turns_note(old, new),
+        "previous_href": revision_href(page["previous"]),
+        "next_href": revision_href(page["next"]),
+        "all_href": filtered(datasette, "revisions", event_id=event["id"]),
+    }
 
 
 def _person_vars(person_id: str, request, datasette):
@@ -234,18 +384,169 @@ def person_context(data: dict, query: str, page: int, datasette) -> dict:
 
 @hookimpl
 def render_cell(row, value, column, table, database, datasette):
-    """Event keys in query results and views become links to the transcript page."""
-    if database != DATABASE_NAME or column not in ("event_id", "id", "twin_id"):
+    """Cells of the archive's tables, views and query results that read better as more than
+    text: event keys and titles link to the transcript (to the turn, when the row has a `seq`),
+    search excerpts have their matches marked, an event's date is in the event's language, a
+    revision links to its page, lists of changed fields read as words."""
+    if database != DATABASE_NAME or value is None:
+        return None
+    keys = tuple(row.keys()) if hasattr(row, "keys") else ()
+    if column == "excerpt" and isinstance(value, str):
+        return excerpt_cell(value, hit_href(row, keys, table, datasette))
+    if column == "published_at" and isinstance(value, str):
+        return date_cell(value, row_lang(row, keys))
+    if column == "title" and isinstance(value, str):
+        href = hit_href(row, keys, table, datasette)
+        return Markup('<a href="{}">{}</a>').format(href, value) if href else None
+    if column in ("revision_id", "revision_row") and isinstance(value, int):
+        href = datasette.urls.row(DATABASE_NAME, "revisions", str(value))
+        return Markup('<a href="{}">revision page</a>').format(href)
+    if column == "changed_fields" and isinstance(value, str):
+        return ", ".join(str(f) for f in _json_list(value)) or None
+    if column == "fetch_id" and table in (None, *dbmod.VIEWS) and isinstance(value, int):
+        href = datasette.urls.row(DATABASE_NAME, "fetches", str(value))
+        return Markup('<a href="{}">{}</a>').format(href, value)
+    if column not in ("event_id", "id", "twin_id"):
         return None
     if table is not None and table not in dbmod.VIEWS:
         return None  # real tables link their keys and foreign keys themselves
     if not isinstance(value, str) or not urls.EVENT_KEY.match(value):
         return None
     href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(value))
-    keys = row.keys() if hasattr(row, "keys") else ()
     if column == "event_id" and "seq" in keys and isinstance(row["seq"], int):
         href = f"{href}#u{row['seq']}"
     return Markup('<a href="{}">{}</a>').format(href, value)
+
+
+def hit_href(row, keys: tuple, table: str | None, datasette) -> str | None:
+    """The transcript page of the row's event, at the row's turn (`seq`) if it has one; None
+    when the row names no event."""
+    if table == "events" and "id" in keys:
+        key = row["id"]
+    elif "event_id" in keys:
+        key = row["event_id"]
+    elif (table is None or table in dbmod.VIEWS) and "id" in keys:
+        key = row["id"]
+    else:
+        return None
+    if not isinstance(key, str) or not urls.EVENT_KEY.match(key):
+        return None
+    href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(key))
+    if table != "events" and "seq" in keys and isinstance(row["seq"], int):
+        href = f"{href}#u{row['seq']}"
+    return href
+
+
+def excerpt_cell(value: str, href: str | None) -> Markup:
+    """A search excerpt with its `**matches**` marked, linked to where it was found."""
+    parts = MATCH.split(value)
+    text = Markup("").join(
+        Markup("<mark>{}</mark>").format(part) if index % 2 else escape(part)
+        for index, part in enumerate(parts)
+    )
+    if href:
+        return Markup('<a class="hit" href="{}">{}</a>').format(href, text)
+    return text
+
+
+def date_cell(value: str, lang: str) -> Markup:
+    """An event's date in its own language, the stored value kept in `datetime`."""
+    label = local_date(value, lang)
+    if label == value:
+        return Markup("{}").format(value)
+    return Markup('<time datetime="{0}" title="{0}" lang="{1}">{2}</time>').format(
+        value, lang, label
+    )
+
+
+def row_lang(row, keys: tuple) -> str:
+    """The language of a row: its `lang`, else its event key's."""
+    if "lang" in keys and row["lang"] in LANG_LABELS:
+        return row["lang"]
+    for key in ("event_id", "id"):
+        if key in keys and isinstance(row[key], str) and urls.EVENT_KEY.match(row[key]):
+            return urls.parse_event_key(row[key])[0]
+    return "en"
+
+
+# -- the Atom feed of changes ---------------------------------------------------------------------
+
+
+@hookimpl
+def register_routes(datasette):
+    return [(rf"^{re.escape(FEED_PATH)}$", changes_feed)]
+
+
+async def changes_feed(request, datasette):
+    """`/kremlin/-/changes.atom`: the newest FEED_SIZE new, edited and removed events (only
+    `?lang=ru|en`, `?change=new|edited|removed` when given)."""
+    if DATABASE_NAME not in datasette.databases:
+        return Response.text("No archive is served.\n", status=404)
+    lang = request.args.get("lang") or None
+    change = request.args.get("change") or None
+    if lang not in (None, *LANG_LABELS) or change not in (None, *CHANGE_KINDS):
+        return Response.text(
+            "lang is ru or en, change is new, edited or removed (or leave them out).\n",
+            status=400,
+        )
+    parts = urlsplit(request.url)
+    base = f"{parts.scheme}://{parts.netloc}"
+
+    def read(conn):
+        db = Database(conn, recursive_triggers=False, execute_plugins=False)
+        rows = dbmod.recent_changes(db, limit=FEED_SIZE, lang=lang, change=change)
+        pages = {
+            row["revision_id"]: dbmod.revision_page(db, row["revision_id"])
+            for row in rows
+            if row["change"] == "edited"
+        }
+        return rows, pages
+
+    rows, pages = await datasette.get_database(DATABASE_NAME).execute_fn(read)
+    entries = [feed_entry(row, pages.get(row["revision_id"]), base, datasette) for row in rows]
+    page_url = base + datasette.urls.query(DATABASE_NAME, "recent_changes")
+    query = urlencode({k: v for k, v in (("lang", lang), ("change", change)) if v})
+    body = feed.atom(
+        entries,
+        feed_url=base + FEED_PATH + (f"?{query}" if query else ""),
+        page_url=page_url + (f"?{query}" if query else ""),
+        title=FEED_TITLE + (f" ({', '.join(filter(None, (lang, change)))})" if query else ""),
+        rights=dbmod.ATTRIBUTION,
+    )
+    return Response(body, content_type="application/atom+xml; charset=utf-8")
+
+
+def feed_entry(row: dict, page: dict | None, base: str, datasette) -> dict:
+    """One entry of the feed from a row of `db.recent_changes`."""
+    transcript = base + datasette.urls.row(DATABASE_NAME, "events", tilde_encode(row["event_id"]))
+    change = row["change"]
+    if change == "edited" and page is not None:
+        link = base + datasette.urls.row(DATABASE_NAME, "revisions", str(row["revision_id"]))
+        old = json.loads(page["revision"]["content"])
+        new = page["newer"]
+        content = feed.edited_content(
+            _json_list(row["changed_fields"]),
+            diff.paragraphs(old.get("paragraphs") or [], new.get("paragraphs") or []),
+            diff.fields(old, new),
+            link,
+        )
+        entry_id = link
+    elif change == "removed":
+        link = transcript
+        content = feed.removed_content(row, transcript)
+        entry_id = f"{transcript}#removed-{row['fetch_id']}"
+    else:
+        link = transcript
+        content = feed.new_content(row, human_time(row["published_at"], row["lang"]))
+        entry_id = f"{transcript}#new"
+    return {
+        "id": entry_id,
+        "title": feed.entry_title(change, row["title"], row["revision"]),
+        "updated": row["at"],
+        "link": link,
+        "category": change,
+        "content_html": content,
+    }
 
 
 # -- shaping the page ---------------------------------------------------------------------------
@@ -294,7 +595,12 @@ def transcript_context(page: dict, datasette) -> dict:
     paragraphs = [] if turns else _json_list(event["paragraphs"])
     twin = page["twin"]
     revisions = [
-        {**r, "changed_fields": _json_list(r["changed_fields"])} for r in page["revisions"]
+        {
+            **r,
+            "changed_fields": _json_list(r["changed_fields"]),
+            "href": datasette.urls.row(DATABASE_NAME, "revisions", str(r["id"])),
+        }
+        for r in page["revisions"]
     ]
     fetch = page["fetch"]
     return {
@@ -304,7 +610,7 @@ def transcript_context(page: dict, datasette) -> dict:
         "title": event["title"],
         "lead": event["lead"] or "",
         "published_at": event["published_at"],
-        "published_label": human_time(event["published_at"]),
+        "published_label": human_time(event["published_at"], event["lang"]),
         "updated_at": event["updated_at"],
         "place": event["place"],
         "url": http_url(event["url"]),
@@ -405,20 +711,33 @@ def citation(event: dict, fetch: dict | None = None) -> str:
     )
 
 
-def human_time(value: str | None) -> str:
-    """`2021-08-21T13:10:00+03:00` → `21 August 2021, 13:10 (Moscow time, UTC+03:00)`."""
+def local_date(value: str | None, lang: str = "en") -> str:
+    """`2021-08-21T13:10:00+03:00` → `21 августа 2021, 13:10` (ru) or `21 August 2021, 13:10`
+    (en): the date in the event's language, its time if it has one; the value itself if it is
+    not a date."""
     if not value:
         return ""
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         return value
-    text = f"{moment.day} {moment:%B %Y}"
-    if (moment.hour, moment.minute) != (0, 0):
+    months = MONTHS_RU if lang == "ru" else MONTHS_EN
+    text = f"{moment.day} {months[moment.month - 1]} {moment.year}"
+    if len(value) > 10 and (moment.hour, moment.minute) != (0, 0):
         text += f", {moment:%H:%M}"
-    offset = moment.strftime("%z")
+    return text
+
+
+def human_time(value: str | None, lang: str = "en") -> str:
+    """`2021-08-21T13:10:00+03:00` → `21 August 2021, 13:10 (Moscow time, UTC+03:00)`, in the
+    event's language (`21 августа 2021, 13:10 (московское время, UTC+03:00)`)."""
+    text = local_date(value, lang)
+    if not value or text == value:
+        return text
+    offset = dt.datetime.fromisoformat(value).strftime("%z")
     if offset:
-        text += f" (Moscow time, UTC{offset[:3]}:{offset[3:]})"
+        zone = MOSCOW_TIME.get(lang, MOSCOW_TIME["en"])
+        text += f" ({zone}, UTC{offset[:3]}:{offset[3:]})"
     return text
 
 
