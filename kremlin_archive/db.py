@@ -313,9 +313,11 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("url",)),
     ("coverage", ("lang", "kremlin_id")),
     ("coverage", ("state",)),
-    # The newest events first and the site's 404s, for `event_changes` (the Atom feed reads it
-    # on every request; first_seen_at lies behind the text, so a scan would read every row).
+    # The newest events and revisions first and the site's 404s, for `event_changes` (the Atom
+    # feed reads it on every request; first_seen_at lies behind the text, so a scan would read
+    # every row).
     ("events", ("first_seen_at", "id")),
+    ("revisions", ("recorded_at", "event_id")),
     ("fetches", ("status",)),
 ]
 
@@ -334,9 +336,11 @@ _GONE = (
     "(SELECT fetch_id FROM errors WHERE reason LIKE 'not-found-page%' AND fetch_id IS NOT NULL))"
 )
 # What happened to the archive's events, newest first: `new` when an event was first stored,
-# `edited` when a refetch or re-parse replaced its content (the revision keeps the old one), and
-# `removed` when the site, asked again for a stored event, answered that it is gone and has not
-# given the page since (the archive keeps the last content). A compound SELECT ordered as a
+# `edited` when a refetch brought other content (the revision keeps the old one), `reparsed`
+# when the same page read again gave other content (a re-parse, or a refetch of an identical
+# payload by a newer parser: the archive changed, not the site), and `removed` when the site,
+# asked again for a stored event, answered that it is gone and has not given the page since
+# (the archive keeps the last content). A compound SELECT ordered as a
 # whole, so that SQLite merges its three parts each in index order: the newest rows cost the
 # same however large the archive (the recent changes and the Atom feed read only those).
 CHANGES_VIEW = f"""
@@ -347,9 +351,15 @@ CHANGES_VIEW = f"""
                      WHERE r.event_id = e.id AND r.revision = 1), e.fetch_id) AS fetch_id
     FROM events e
     UNION ALL
-    SELECT r.recorded_at, 'edited', r.event_id, e.lang, e.published_at, e.title, r.id,
-           r.revision, r.changed_fields, NULL, r.superseded_by_fetch_id
+    SELECT r.recorded_at,
+           CASE WHEN r.fetch_id = r.superseded_by_fetch_id
+                  OR old.payload_sha256 = new.payload_sha256 THEN 'reparsed'
+                ELSE 'edited' END,
+           r.event_id, e.lang, e.published_at, e.title, r.id, r.revision, r.changed_fields, NULL,
+           r.superseded_by_fetch_id
     FROM revisions r JOIN events e ON e.id = r.event_id
+      LEFT JOIN fetches old ON old.id = r.fetch_id
+      LEFT JOIN fetches new ON new.id = r.superseded_by_fetch_id
     UNION ALL
     SELECT f.fetched_at, 'removed', e.id, e.lang, e.published_at, e.title, NULL, NULL, NULL,
            CASE WHEN f.status IN (404, 410) THEN 'HTTP ' || f.status
@@ -1744,18 +1754,23 @@ def revision_page(db: Database, revision_id: int) -> dict[str, Any] | None:
 
 
 def recent_changes(
-    db: Database, *, limit: int = 50, lang: str | None = None, change: str | None = None
+    db: Database,
+    *,
+    limit: int = 50,
+    lang: str | None = None,
+    change: str | Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The newest rows of `event_changes` (new, edited and removed events), newest first, with
-    each event's `lead`, `place` and `url`; only `lang` (ru, en) or `change` (new, edited,
-    removed) when given."""
+    """The newest rows of `event_changes` (new, edited, reparsed and removed events), newest
+    first, with each event's `lead`, `place` and `url`; only `lang` (ru, en) and `change` (one
+    kind, or several) when given."""
     where, params = ["1 = 1"], []
     if lang:
         where.append("c.lang = ?")
         params.append(lang)
     if change:
-        where.append("c.change = ?")
-        params.append(change)
+        kinds = [change] if isinstance(change, str) else list(change)
+        where.append(f"c.change IN ({', '.join('?' for _ in kinds)})")
+        params.extend(kinds)
     # The view is ordered newest first: limited before the join, only those rows are read.
     return _rows(
         db,

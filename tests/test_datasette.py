@@ -278,7 +278,7 @@ CANNED = {
     "events_between": ({"since": "2021-08-21", "until": "2021-08-21", "lang": "ru"}, "id", RU_ID),
     "most_turns": ({"since": "2017-01-01", "until": "2017-12-31", "lang": "en"}, "id", EN_ID),
     "changed_since": ({"since": "2026-11-20"}, "event_id", RU_ID),
-    "recent_changes": ({"lang": "ru", "change": "edited"}, "event_id", RU_ID),
+    "recent_changes": ({"lang": "ru", "change": "new"}, "event_id", RU_ID),
     "coverage_of_ids": ({"lang": "ru", "first": "66000", "last": "67000"}, "event_id", RU_ID),
 }
 

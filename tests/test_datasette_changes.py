@@ -3,7 +3,8 @@ paragraph by paragraph (old and new, both fetch times, both WARC records), the l
 changes, and an Atom feed of new, edited and removed events.
 
 The archive is test_datasette.py's demo archive (ru-66419, whose first capture lacked its last
-turn, and en-55882) after two more visits of the site: en-55882 came back corrected (the real
+turn — made from the same page bytes, so to the archive a re-read, `reparsed` — and en-55882)
+after two more visits of the site: en-55882 came back corrected (the real
 page with a number changed in one paragraph and another paragraph dropped) and ru-66419
 answered 404 — recorded as a crawl records them (`items.fetch_record`, `db.save_transcript`,
 `db.note_coverage` with the pipeline's `coverage_state`). The end-to-end test at the bottom
@@ -201,9 +202,9 @@ def test_recent_changes_lists_new_edited_and_removed_events(changed, changed_pat
     found = get_json(changed, "/kremlin/recent_changes.json?_shape=array")
     assert [(r["change"], r["event_id"]) for r in found] == [
         ("removed", RU_ID),  # 2026-11-22
-        ("edited", EN_ID),  # 2026-11-21
+        ("edited", EN_ID),  # 2026-11-21: other bytes from the site
         ("new", EN_ID),  # 2026-11-20T10:00:09Z
-        ("edited", RU_ID),  # 2026-11-20T10:00:05Z: its last turn appeared
+        ("reparsed", RU_ID),  # 2026-11-20T10:00:05Z: the same bytes read into more turns
         ("new", RU_ID),  # 2026-11-19
     ]
     assert [r["at"] for r in found] == sorted((r["at"] for r in found), reverse=True)
@@ -231,7 +232,7 @@ def test_recent_changes_filters_by_language_and_change(changed):
     only = get_json(changed, "/kremlin/recent_changes.json?_shape=array&lang=en&change=")
     assert {r["event_id"] for r in only} == {EN_ID}
     edits = get_json(changed, "/kremlin/recent_changes.json?_shape=array&lang=&change=edited")
-    assert {r["change"] for r in edits} == {"edited"} and len(edits) == 2
+    assert [(r["change"], r["event_id"]) for r in edits] == [("edited", EN_ID)]
 
 
 def test_a_page_the_site_gives_again_is_no_longer_removed(tmp_path):
@@ -308,7 +309,7 @@ def test_feed_has_new_edited_and_removed_events_newest_first(changed):
     found = entries(feed)
     recent = get_json(changed, "/kremlin/recent_changes.json?_shape=array")
     assert [(e["category"], e["updated"]) for e in found] == [
-        (r["change"], r["at"]) for r in recent
+        (r["change"], r["at"]) for r in recent if r["change"] != "reparsed"
     ]
     assert len({e["id"] for e in found}) == len(found)
     for entry in found:
@@ -347,6 +348,31 @@ def test_feed_can_be_narrowed(changed, feed_query, changes_query):
     assert found and [(e["category"], e["updated"]) for e in found] == [
         (r["change"], r["at"]) for r in recent
     ]
+
+
+def test_feed_leaves_out_re_parses_unless_asked(changed, changed_path):
+    """A revision whose old and new content came from the same bytes is the archive's change
+    (a parser), not the site's: a subscriber gets it only with ?change=reparsed."""
+    assert "reparsed" not in {e["category"] for e in entries(feed_of(changed))}
+    (entry,) = entries(feed_of(changed, "?change=reparsed"))
+    revision = revision_of(changed_path, RU_ID)
+    assert entry["link"] == f"http://localhost/kremlin/revisions/{revision['id']}"
+    assert entry["title"].startswith("Read again by a newer parser")
+
+
+def test_a_refetch_of_the_same_bytes_that_reads_otherwise_is_reparsed(tmp_path):
+    """The re-parse of a stored fetch (same fetch) is `reparsed`; other bytes are `edited`."""
+    path = tmp_path / "kremlin.db"
+    demo.build_demo_archive(path)
+    db = dbmod.open_db(path)
+    (event,) = db.query("SELECT fetch_id FROM events WHERE id = ?", [EN_ID])
+    again = parse_event(demo.EN_PAGE.read_bytes(), EN_URL)
+    again.place = "Sochi, Krasnodar Territory"  # as a newer parser might read it
+    again.fetch_id, again.origin, again.parser_version = event["fetch_id"], "reparse", "9.9"
+    assert dbmod.save_transcript(db, again).outcome == "changed"
+    db.close()
+    changes = get_json(serve.build_datasette(path), "/kremlin/recent_changes.json?_shape=array")
+    assert [r["change"] for r in changes if r["event_id"] == EN_ID] == ["reparsed", "new"]
 
 
 def test_feed_refuses_unknown_filters(changed):

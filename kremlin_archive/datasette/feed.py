@@ -21,7 +21,12 @@ from typing import Any
 from markupsafe import Markup, escape
 
 ATOM = "http://www.w3.org/2005/Atom"
-CHANGE_TITLES = {"new": "New", "edited": "Edited", "removed": "Removed from the site"}
+CHANGE_TITLES = {
+    "new": "New",
+    "edited": "Edited",
+    "reparsed": "Read again by a newer parser",
+    "removed": "Removed from the site",
+}
 # Paragraphs of an edit quoted in its entry; the revision page has them all.
 QUOTED_PARAGRAPHS = 6
 
@@ -86,7 +91,7 @@ def _rfc3339(value: str) -> str:
 
 def entry_title(change: str, title: str, revision: int | None = None) -> str:
     label = CHANGE_TITLES.get(change, change)
-    if change == "edited" and revision:
+    if change in ("edited", "reparsed") and revision:
         return f"{label} (revision {revision} kept): {title}"
     return f"{label}: {title}"
 

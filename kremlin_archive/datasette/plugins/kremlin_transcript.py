@@ -84,7 +84,9 @@ MOSCOW_TIME = {"ru": "московское время", "en": "Moscow time"}
 FEED_PATH = f"/{DATABASE_NAME}/-/changes.atom"
 FEED_SIZE = 50
 FEED_TITLE = "Kremlin archive: new, edited and removed events"
-CHANGE_KINDS = ("new", "edited", "removed")
+CHANGE_KINDS = ("new", "edited", "reparsed", "removed")  # event_changes.change
+# What the feed carries unless asked (`?change=`): what happened on the site, not re-parses.
+FEED_CHANGES = ("new", "edited", "removed")
 
 
 class ArrayValuesFacet(ArrayFacet):
@@ -479,14 +481,15 @@ def register_routes(datasette):
 
 async def changes_feed(request, datasette):
     """`/kremlin/-/changes.atom`: the newest FEED_SIZE new, edited and removed events (only
-    `?lang=ru|en`, `?change=new|edited|removed` when given)."""
+    `?lang=ru|en`, `?change=new|edited|removed|reparsed` when given: re-parses are the
+    archive's changes, not the site's, and are left out unless asked for)."""
     if DATABASE_NAME not in datasette.databases:
         return Response.text("No archive is served.\n", status=404)
     lang = request.args.get("lang") or None
     change = request.args.get("change") or None
     if lang not in (None, *LANG_LABELS) or change not in (None, *CHANGE_KINDS):
         return Response.text(
-            "lang is ru or en, change is new, edited or removed (or leave them out).\n",
+            "lang is ru or en, change is new, edited, removed or reparsed (or leave them out).\n",
             status=400,
         )
     parts = urlsplit(request.url)
@@ -494,11 +497,11 @@ async def changes_feed(request, datasette):
 
     def read(conn):
         db = Database(conn, recursive_triggers=False, execute_plugins=False)
-        rows = dbmod.recent_changes(db, limit=FEED_SIZE, lang=lang, change=change)
+        rows = dbmod.recent_changes(db, limit=FEED_SIZE, lang=lang, change=change or FEED_CHANGES)
         pages = {
             row["revision_id"]: dbmod.revision_page(db, row["revision_id"])
             for row in rows
-            if row["change"] == "edited"
+            if row["revision_id"] is not None
         }
         return rows, pages
 
@@ -520,7 +523,7 @@ def feed_entry(row: dict, page: dict | None, base: str, datasette) -> dict:
     """One entry of the feed from a row of `db.recent_changes`."""
     transcript = base + datasette.urls.row(DATABASE_NAME, "events", tilde_encode(row["event_id"]))
     change = row["change"]
-    if change == "edited" and page is not None:
+    if change in ("edited", "reparsed") and page is not None:
         link = base + datasette.urls.row(DATABASE_NAME, "revisions", str(row["revision_id"]))
         old = json.loads(page["revision"]["content"])
         new = page["newer"]
