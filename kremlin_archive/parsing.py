@@ -178,8 +178,13 @@ _ASCII_WS = re.compile(r"[ \t\n\r\f\v]+")
 
 def normalize_text(text: str) -> str:
     """Collapse runs of ASCII whitespace to one space and strip the ends (NBSP inside is kept)."""
-    # Substring tests run at C speed; most strings need no substitution at all.
-    if "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+    # Substring tests and str.replace run at C speed, the regex engine a character at a time:
+    # the site's raw line breaks are single newlines between words (three paragraphs in four on
+    # long pages), which a replace turns into the one space the regex would have made; only a
+    # run (two spaces, a newline beside a space) or a rarer control character needs the regex.
+    if "\n" in text:
+        text = text.replace("\n", " ")
+    if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
         text = _ASCII_WS.sub(" ", text)
     return text.strip()
 
@@ -230,6 +235,7 @@ _OPENERS = _words(
 # in real titles ("honoured archivist of Russia").
 _PAST_TENSE = re.compile(r"^[a-z]{2,}ed$")
 _PAST_TENSE_TITLES = _words("honoured retired united acting")
+_CLAUSE_OR_PRONOUN = _CLAUSE_WORDS | _PRONOUNS
 # First words of lines that carry data, not a speaker ("Contact telephone numbers: +7 …").
 _NOT_SPEAKERS = _words(
     "note notes contact contacts tel telephone telephones phone phones fax email e-mail address "
@@ -285,31 +291,34 @@ def is_speaker_label(label: str) -> bool:
     label = normalize_text(label)
     if not label or len(label) > _MAX_LABEL:
         return False
+    # Each regex below needs a character that most labels lack ("(", ".", "!?;", "ed"): the
+    # substring test first, at C speed, the regex only when it can match.
     core = label
-    for _ in range(3):  # "(retranslated) (continued)" at most
-        stripped = _TRAILING_NOTE.sub("", core)
-        if stripped == core:
-            break
-        core = stripped
+    if "(" in core:
+        for _ in range(3):  # "(retranslated) (continued)" at most
+            stripped = _TRAILING_NOTE.sub("", core)
+            if stripped == core:
+                break
+            core = stripped
     words = core.split()
-    if not words or len(words) > _MAX_LABEL_WORDS or _SENTENCE_BREAK.search(core):
+    if not words or len(words) > _MAX_LABEL_WORDS:
+        return False
+    dotted = "." in core
+    if (dotted or "?" in core or "!" in core or ";" in core) and _SENTENCE_BREAK.search(core):
         return False
     bare = [w.strip(_WORD_EDGE) for w in words]
     first = bare[0]
     if not first or first.lower() in _NOT_SPEAKERS or first in _OPENERS:
         return False
-    if any(
-        w in _CLAUSE_WORDS
-        or w in _PRONOUNS
-        or (_PAST_TENSE.match(w) and w not in _PAST_TENSE_TITLES)
-        for w in bare
+    if not _CLAUSE_OR_PRONOUN.isdisjoint(bare) or any(
+        w.endswith("ed") and _PAST_TENSE.match(w) and w not in _PAST_TENSE_TITLES for w in bare
     ):
         return False
     if not first[0].isupper():
         # A title typed in lower case ("chairman of Vnesheconombank (VEB) Vladimir Dmitriev")
         # only counts when a full name follows.
         return _ends_with_name(words, names=2)
-    if _INITIALS_NAME.search(core):
+    if dotted and _INITIALS_NAME.search(core):
         return True
     if first.lower() in _ROLES or bare[-1].lower() in _LAST_WORD_ROLES:
         return True
@@ -626,30 +635,40 @@ def _bold_label_zone(runs: Sequence[tuple[str, object]]) -> int:
     first visible character to the first colon everything is bold, except whitespace and
     parentheticals (``<b>Vladimir Putin</b> (<i>retranslated</i>): …``, ``<b>Vladimir Putin
     (</b>…): …``). Returns the offset of that colon in the runs' raw text, -1 if there is none."""
-    seen = 0
     offset = 0
     started = False
     depth = 0
     for text, owner in runs:
-        for char in text:
-            if char == ":":
-                return offset if started else -1
-            offset += 1
-            seen += 1
-            if seen > _MAX_LABEL:
-                return -1
-            if char.isspace():
-                continue
-            if not started:
-                if owner is None:
+        colon = text.find(":")
+        head = text if colon < 0 else text[:colon]
+        if offset + len(head) > _MAX_LABEL:
+            return -1
+        if head and not head.isspace():
+            if "(" in head or ")" in head:
+                # A parenthetical: character by character (few paragraphs have one).
+                for char in head:
+                    if char.isspace():
+                        continue
+                    if not started:
+                        if owner is None:
+                            return -1
+                        started = True
+                    if char == "(":
+                        depth += 1
+                    elif char == ")":
+                        depth = max(0, depth - 1)
+                    elif owner is None and depth == 0:
+                        return -1
+            else:
+                if not started:
+                    if owner is None:
+                        return -1
+                    started = True
+                if owner is None and depth == 0:
                     return -1
-                started = True
-            if char == "(":
-                depth += 1
-            elif char == ")":
-                depth = max(0, depth - 1)
-            elif owner is None and depth == 0:
-                return -1
+        offset += len(head)
+        if colon >= 0:
+            return offset if started else -1
     return -1
 
 
@@ -711,30 +730,94 @@ def _single_name(label: str) -> bool:
     )
 
 
-@dataclass
-class _Para:
-    """One body paragraph as `parse_event` reads it. `line` is ``(speaker, text without the
-    label, is_break)`` for `assemble_utterances`; `bare` a label candidate without a colon
-    (`_bold_lead`), which only the whole page can confirm; `links` the person links with the
-    raw offset of their text; `label_end` the raw offset where the label ends."""
-
-    text: str
-    line: tuple[str | None, str, bool]
-    bare: tuple[str, str, bool, int] | None = None
-    links: list | None = None
-    label_end: int = -1
+# One body paragraph as `parse_event` reads it, a plain tuple (built at C speed, which a
+# class instance is not): ``(text, line, bare, links, label_end)``. `line` is ``(speaker, text
+# without the label, is_break)`` for `assemble_utterances`; `bare` a label candidate without a
+# colon (`_bold_lead`), which only the whole page can confirm; `links` the person links with
+# the raw offset of their text; `label_end` the raw offset where the label ends.
+_Para = tuple[str, tuple[str | None, str, bool], tuple[str, str, bool, int] | None, list, int]
 
 
-def _paragraph(element) -> _Para | None:
-    """A body paragraph; None if it is empty."""
-    if not len(element):  # plain text, no bold: cannot carry a label
-        text = normalize_text(element.text or "")
+def _split_label(text: str, known: dict[str, tuple[str, bool]]) -> tuple[str, str] | None:
+    """`split_speaker_label`, with `is_speaker_label` answered once per label and page (a
+    transcript repeats its few labels hundreds of times): `known` maps the raw text before the
+    colon to (label, verdict)."""
+    colon = text.find(":")
+    if colon <= 0 or colon > _MAX_LABEL:
+        return None
+    raw = text[:colon]
+    seen = known.get(raw)
+    if seen is None:
+        label = normalize_text(raw)
+        seen = known[raw] = (label, is_speaker_label(label))
+    return (seen[0], text[colon + 1 :].strip()) if seen[1] else None
+
+
+def _all_bold(runs: Sequence[tuple[str, object]]) -> bool:
+    """Whether every run is bold or whitespace; a label's turn fails on its last run."""
+    text, owner = runs[-1]
+    if owner is None and not text.isspace():
+        return False
+    return all(owner is not None or text.isspace() for text, owner in runs)
+
+
+def _parts(elements: Iterable, known: dict[str, tuple[str, bool]]) -> list[_Para]:
+    """The body paragraphs that have text. Most have no markup at all, and are read here
+    (`normalize_text` inline: a function call per paragraph is measurable on long pages); the
+    others by `_paragraph`."""
+    parts: list[_Para] = []
+    for element in elements:
+        if len(element):
+            part = _paragraph(element, known)
+            if part is not None:
+                parts.append(part)
+            continue
+        text = element.text
         if not text:
-            return None
-        return _Para(text, (None, text, text[0] == "*" and is_section_break(text)))
+            continue
+        if "\n" in text:
+            text = text.replace("\n", " ")
+        if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+            text = _ASCII_WS.sub(" ", text)
+        text = text.strip()
+        if text:
+            parts.append(
+                (text, (None, text, text[0] == "*" and is_section_break(text)), None, (), -1)
+            )
+    return parts
+
+
+def _simple_bold(element) -> list[tuple[str, object]] | None:
+    """The runs of the most common paragraph with markup, ``<p><b>Label:</b> text</p>``: one
+    child, ``b`` or ``strong``, with no markup or class of its own and only whitespace before
+    it. None for any other paragraph."""
+    if len(element) != 1:
+        return None
+    child = element[0]
+    tag = child.tag
+    if (tag != "b" and tag != "strong") or len(child) or child.get("class") is not None:
+        return None
+    head = element.text
+    if head and not head.isspace():
+        return None
+    runs = [(head, None)] if head else []
+    if child.text:
+        runs.append((child.text, child))
+    if child.tail:
+        runs.append((child.tail, None))
+    return runs
+
+
+def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
+    """A body paragraph with markup; None if it is empty. `known`: see `_split_label`."""
     links: list = []
-    runs = _runs(element, links=links)
-    text = _join_runs(runs)
+    runs = _simple_bold(element)
+    if runs is not None:
+        # One bold run: nothing for `_join_runs` to repair.
+        text = normalize_text("".join([run[0] for run in runs]))
+    else:
+        runs = _runs(element, links=links)
+        text = _join_runs(runs)
     if not text:
         return None
     if links:
@@ -745,10 +828,10 @@ def _paragraph(element) -> _Para | None:
         offsets.append(at)
         links = [(offsets[index], anchor) for index, anchor in links]
     if text[0] == "*" and is_section_break(text):
-        return _Para(text, (None, text, True), links=links)
+        return text, (None, text, True), None, links, -1
     colon = _bold_label_zone(runs)
     if colon >= 0:
-        split = split_speaker_label(text)
+        split = _split_label(text, known)
         if split is None:
             label, _, rest = text.partition(":")
             label, rest = normalize_text(label), rest.strip()
@@ -756,10 +839,10 @@ def _paragraph(element) -> _Para | None:
                 split = (label, rest)
         # A paragraph in bold from start to end whose text goes on after the colon is a
         # heading ("Speeches at the opening of the Imperial Capitals: St Petersburg – …").
-        if split and not (split[1] and all(o is not None or t.isspace() for t, o in runs)):
-            return _Para(text, (split[0], split[1], False), links=links, label_end=colon)
-        return _Para(text, (None, text, False), links=links)
-    return _Para(text, (None, text, False), bare=_bold_lead(runs), links=links)
+        if split and not (split[1] and _all_bold(runs)):
+            return text, (split[0], split[1], False), None, links, colon
+        return text, (None, text, False), None, links, -1
+    return text, (None, text, False), _bold_lead(runs), links, -1
 
 
 _PERSON_HREF = re.compile(r"/catalog/persons/(\d+)(?:[/?#]|$)")
@@ -787,20 +870,19 @@ def _body_turns(
     """The `assemble_utterances` lines of the body and its person links. A bold lead without a
     colon opens a turn when the page uses the same words as a label elsewhere, or when a full
     stop closes it and it is a personal name (`_personal_name`)."""
-    labels = {p.line[0] for p in parts if p.line[0]}
+    labels = {part[1][0] for part in parts if part[1][0]}
     lines: list[tuple[str | None, str, bool]] = []
     mentions: list[Mention] = []
     seq = 0
-    for part in parts:
-        line, label_end = part.line, part.label_end
-        if part.bare is not None:
-            core, rest, dotted, end = part.bare
+    for _text, line, bare, links, label_end in parts:
+        if bare is not None:
+            core, rest, dotted, end = bare
             if core in labels or (dotted and _personal_name(core)):
                 line, label_end = (core, rest, False), end
         if not lines or line[0] is not None or line[2]:
             seq += 1
         lines.append(line)
-        for offset, anchor in part.links or ():
+        for offset, anchor in links:
             in_label = line[0] is not None and offset < label_end
             mention = _mention(anchor, seq if in_label else None)
             if mention is not None:
@@ -925,11 +1007,13 @@ class _Page:
     def _body(self, body) -> None:
         # Body text = direct <p> children and <blockquote> paragraphs; the footer
         # (.read__bottommeta: tags, status, links) is nested in the same container (§2).
+        paragraphs = self.paragraphs
         for child in body:
             tag = child.tag
             if tag == "p":
-                if _is_text_block(child):
-                    self.paragraphs.append(child)
+                classes = child.get("class")  # _is_text_block, inline: one test per paragraph
+                if classes is None or _NOT_TEXT.isdisjoint(classes.split()):
+                    paragraphs.append(child)
             elif tag == "blockquote":
                 if _is_text_block(child):
                     self.paragraphs.extend(p for p in child.iter("p") if _is_text_block(p))
@@ -1151,7 +1235,7 @@ def parse_event(body: bytes, url: str) -> Transcript:
     columns, status = _status_blocks(page.bottommeta)
     published_at, announce_date = _published(page, status)
 
-    parts = [part for part in map(_paragraph, page.paragraphs) if part is not None]
+    parts = _parts(page.paragraphs, {})
     lines, mentions = _body_turns(parts)
 
     tags, sections = _tags(columns, status, expected.url)
@@ -1163,7 +1247,7 @@ def parse_event(body: bytes, url: str) -> Transcript:
         published_at=published_at,
         lead=_lead(page.lead),
         place=_text(page.place) or None,
-        paragraphs=[part.text for part in parts],
+        paragraphs=[part[0] for part in parts],
         utterances=assemble_utterances(lines),
         tags=tags,
         sections=sections,
