@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from conftest import cli_run
 from test_datasette import EN_ID, EN_URL, RU_ID, RU_URL, demo, get, get_json
 
 from kremlin_archive import db as dbmod
+from kremlin_archive import identity
 from kremlin_archive.datasette import diff, serve
 from kremlin_archive.items import coverage_state, fetch_record, http_failure_reason
 from kremlin_archive.parsing import parse_event
@@ -480,3 +482,20 @@ def test_a_crawl_that_sees_an_edit_and_a_removal(replay, mirror_dir, tmp_path):
         assert (second.warc / filename).is_file(), filename
     feed = entries(feed_of(ds))
     assert {e["category"] for e in feed} == {"new", "edited", "removed"}
+
+
+def test_feed_entry_ids_are_the_archives_not_the_address_it_is_served_at(changed_path, tmp_path):
+    """Served under another host name or through a proxy, the same change keeps its id (a feed
+    reader would show every entry again otherwise): ids are tag URIs under the archive's
+    identity, and one change has one id."""
+    path = tmp_path / "kremlin.db"
+    shutil.copy(changed_path, path)
+    archive_id = identity.bind(str(path), str(tmp_path / "warc"))
+    found = entries(feed_of(serve.build_datasette(path)))
+    assert found
+    prefix = f"tag:kremlin-archive,2026:{archive_id}/"
+    assert all(e["id"].startswith(prefix) and "localhost" not in e["id"] for e in found)
+    assert len({e["id"] for e in found}) == len(found)
+    by_change = {e["category"]: e["id"].removeprefix(prefix) for e in found}
+    assert by_change["removed"].startswith(f"{RU_ID}/removed/")
+    assert by_change["edited"].startswith("revision/")

@@ -503,10 +503,13 @@ async def changes_feed(request, datasette):
             for row in rows
             if row["revision_id"] is not None
         }
-        return rows, pages
+        return rows, pages, dbmod.identity_of(db)
 
-    rows, pages = await datasette.get_database(DATABASE_NAME).execute_fn(read)
-    entries = [feed_entry(row, pages.get(row["revision_id"]), base, datasette) for row in rows]
+    rows, pages, identity = await datasette.get_database(DATABASE_NAME).execute_fn(read)
+    # Entry ids are the archive's, not the address it is served at: a feed served under another
+    # host name, or through a proxy, must not show every entry again.
+    ids = f"tag:kremlin-archive,2026:{identity['id']}/" if identity else None
+    entries = [feed_entry(row, pages.get(row["revision_id"]), base, datasette, ids) for row in rows]
     page_url = base + datasette.urls.query(DATABASE_NAME, "recent_changes")
     query = urlencode({k: v for k, v in (("lang", lang), ("change", change)) if v})
     body = feed.atom(
@@ -519,8 +522,9 @@ async def changes_feed(request, datasette):
     return Response(body, content_type="application/atom+xml; charset=utf-8")
 
 
-def feed_entry(row: dict, page: dict | None, base: str, datasette) -> dict:
-    """One entry of the feed from a row of `db.recent_changes`."""
+def feed_entry(row: dict, page: dict | None, base: str, datasette, ids: str | None) -> dict:
+    """One entry of the feed from a row of `db.recent_changes`; its id under the archive's
+    tag URI `ids` (or, for an archive without an identity yet, its address)."""
     transcript = base + datasette.urls.row(DATABASE_NAME, "events", tilde_encode(row["event_id"]))
     change = row["change"]
     if change in ("edited", "reparsed") and page is not None:
@@ -533,15 +537,16 @@ def feed_entry(row: dict, page: dict | None, base: str, datasette) -> dict:
             diff.fields(old, new),
             link,
         )
-        entry_id = link
+        entry_id = f"{ids}revision/{row['revision_id']}" if ids else link
     elif change == "removed":
         link = transcript
         content = feed.removed_content(row, transcript)
-        entry_id = f"{transcript}#removed-{row['fetch_id']}"
+        key = f"{row['event_id']}/removed/{row['fetch_id']}"
+        entry_id = f"{ids}{key}" if ids else f"{transcript}#removed-{row['fetch_id']}"
     else:
         link = transcript
         content = feed.new_content(row, human_time(row["published_at"], row["lang"]))
-        entry_id = f"{transcript}#new"
+        entry_id = f"{ids}{row['event_id']}/new" if ids else f"{transcript}#new"
     return {
         "id": entry_id,
         "title": feed.entry_title(change, row["title"], row["revision"]),
