@@ -74,6 +74,7 @@ class CrawlRun:
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(self.spider_error, signal=signals.spider_error)
         crawler.signals.connect(self.item_error, signal=signals.item_error)
+        crawler.signals.connect(self.request_dropped, signal=signals.request_dropped)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -313,6 +314,32 @@ class CrawlRun:
             reason=f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:500],
             fetch_id=getattr(item, "fetch_id", None),
         )
+
+    def request_dropped(self, request, spider) -> None:
+        """The scheduler refused a request (a dupefilter): neither its callback nor its errback
+        will run. Event requests carry dont_filter (spiders/base.py), so this should not happen
+        to one; if it does, the page is recorded by name, not left to the anonymous count of
+        unanswered requests at the end."""
+        meta = request.meta
+        if meta.get(Meta.KIND) != "event":
+            return
+        self.crawler.stats.inc_value("kremlin/events/failed")
+        redirects = meta.get("redirect_urls") or []
+        what = f"the redirect to {request.url}" if redirects else f"the request of {request.url}"
+        reason = f"dropped by the scheduler: {what} was never sent"
+        fetch = meta.get(Meta.FETCH, {})
+        self.record_error(
+            url=meta.get(Meta.SOURCE_URL, request.url),
+            stage="fetch",
+            reason=reason,
+            status=fetch.get("status") if redirects else None,
+            fetch_id=fetch.get("id") if redirects else None,
+        )
+        if meta.get(Meta.EVENT_ID) and self.db is not None:
+            dbmod.note_coverage(
+                self.db, meta[Meta.EVENT_ID], "failed", fetch_id=fetch.get("id"),
+                run_id=self.run_id, answer=reason[:200],
+            )  # fmt: skip
 
     def note_failed(self, event_id: str | None, failure, fetch_id: int | None) -> None:
         """A bug lost an event's answer: the ledger says failed (ask again)."""

@@ -159,8 +159,9 @@ def urls_spider(crawler_for) -> UrlsSpider:
 
 def test_event_request_asks_for_the_canonical_page(urls_spider):
     request = urls_spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
+    # dont_filter: a redirect of it must reach its errback (see the tests of redirects below)
     assert (request.url, request.callback, request.errback, request.dont_filter) == (
-        EVENT_URL, urls_spider.parse_event, urls_spider.event_failed, False,
+        EVENT_URL, urls_spider.parse_event, urls_spider.event_failed, True,
     )  # fmt: skip
     assert request.meta == {
         Meta.KIND: "event",
@@ -276,9 +277,9 @@ def test_event_failed_turns_an_error_status_into_a_crawl_error(urls_spider):
     request = urls_spider.event_request(urls.event_ref("en", 63017), source_url=COPY_URL)
     assert list(urls_spider.event_failed(http_failure(request, 404))) == [
         CrawlError(
-            url=COPY_URL,
+            url=COPY_URL,  # the page asked for; the reason names the page fetched for it
             stage="fetch",
-            reason="not found (HTTP 404)",
+            reason=f"not found (HTTP 404) (fetched as {EVENT_URL})",
             status=404,
             fetch_id=5,
             event_id="en-63017",

@@ -174,11 +174,18 @@ class EventSpider(scrapy.Spider):
             "handle_httpstatus_list": [304],
         }
         if via == "site":
+            # dont_filter: the spiders ask for each (language, id) once themselves, and a
+            # redirect of an event must reach its callback or errback. Scrapy hands the
+            # redirected request back to the engine as a new one, and the engine drops it
+            # without calling the errback when the offsite filter's `request_scheduled`
+            # handler raises IgnoreRequest (another host) or the dupefilter has seen its URL
+            # (ExecutionEngine._schedule_request); the hosts guard of the downloader
+            # (middlewares.KremlinHostsOnlyMiddleware) refuses it instead, to the errback.
             return scrapy.Request(
                 ref.url,
                 callback=self.parse_event,
                 errback=self.event_failed,
-                dont_filter=conditional,
+                dont_filter=True,
                 meta={**meta, Meta.VIA: "site"},
             )
         original = original or ref.url
@@ -211,10 +218,16 @@ class EventSpider(scrapy.Spider):
         except parsing.ParseError as exc:
             self.crawler.stats.inc_value("kremlin/events/failed")
             self.event_answered(ref, None)
+            reason = f"{exc.reason}: {exc.message}"
+            asked = response.url
+            if response.meta.get(Meta.VIA, "site") == "site":
+                # The page asked for, and what was fetched for it (a redirect's target).
+                asked = response.meta.get(Meta.SOURCE_URL, ref.url)
+                reason += fetched_note(asked, *fetched_urls(response), reason)
             yield CrawlError(
-                url=response.url,
+                url=asked,
                 stage="parse",
-                reason=f"{exc.reason}: {exc.message}",
+                reason=reason,
                 status=response.status,
                 fetch_id=fetch.get("id"),
                 event_id=ref.key,
@@ -272,6 +285,11 @@ class EventSpider(scrapy.Spider):
                 site_error.reason = f"{site_error.reason}; no copy in the Internet Archive " \
                     f"({error.reason})"  # fmt: skip
                 error = site_error
+        else:
+            # The error names the page asked for; its reason, the URL fetched if that is
+            # another (a /copy/ address) and where a redirect led.
+            note = fetched_note(error.url, *fetched_urls(request), error.reason)
+            error.reason = (error.reason + note)[:500]
         self.crawler.stats.inc_value("kremlin/events/failed")
         if ref is not None:
             self.event_answered(ref, None)
@@ -318,6 +336,26 @@ def _same_event(error: CrawlError) -> CrawlError:
     return CrawlError(url=error.url, stage=error.stage, reason=_SAME_EVENT)
 
 
+def fetched_note(asked: str, fetched: str, final: str | None = None, reason: str = "") -> str:
+    """What an error's reason adds so that, with the URL asked for (the error's `url`), it
+    names the URL fetched when that is another (a /copy/ address is fetched as its canonical
+    page: robots.txt forbids /copy/) and where a redirect led (`final`): ' (fetched as B)',
+    ' (redirected to C)', ' (fetched as B, redirected to C)'. A URL the reason already names
+    is not repeated."""
+    notes = []
+    if fetched != asked and fetched not in reason:
+        notes.append(f"fetched as {fetched}")
+    if final and final != fetched and final not in reason:
+        notes.append(f"redirected to {final}")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def fetched_urls(request) -> tuple[str, str]:
+    """(the URL first requested, the URL the request ended at after redirects)."""
+    redirects = request.meta.get("redirect_urls") or []
+    return (redirects[0] if redirects else request.url), request.url
+
+
 def failure_error(failure, url: str) -> CrawlError:
     """A CrawlError describing why a request produced no usable response. The reason starts
     with a short word (not found, refused, rate-limited, HTTP <n>, timeout, truncated, too
@@ -355,6 +393,9 @@ def failure_error(failure, url: str) -> CrawlError:
     elif failure.check(IgnoreRequest):
         # Offsite (middlewares.KremlinHostsOnlyMiddleware), robots.txt, …: nothing was sent.
         reason = message if message.startswith("offsite") else f"not requested: {message}"
+        if message == "max redirections reached":  # Scrapy's RedirectMiddleware gave up
+            hops = len(request.meta.get("redirect_urls") or [])
+            reason = f"too many redirects: {hops}, the last to {request.url}; not followed"
         if request.meta.get("redirect_urls"):
             status = fetch.get("status")  # the redirect answer is the fetch in the meta
     elif failure.check(DNSLookupError, CannotResolveHostError):
