@@ -92,14 +92,26 @@ def fetch_three(replay, tmp_path, settings=()) -> CliRun:
     return cli_run(replay, tmp_path, "fetch", FAULTED, *CONTROLS, settings=settings)
 
 
-def assert_fault_contained(run: CliRun, mirror_dir: Path, *, status="finished", exit_code=0):
+def assert_fault_contained(
+    run: CliRun, mirror_dir: Path, *, status="incomplete", exit_code=1, ledger="failed"
+):
     """The run ended as expected, the two control pages are stored correctly, and the faulted
-    page is not an event. A page that failed for good leaves the run incomplete (exit 1): the
-    run says which id it could not account for, and how to resume."""
+    page is not an event. A fetch answers for the URLs it is given: the faulted page, not
+    archived, leaves the run incomplete (exit 1), named with why (its `errors` reason) and how
+    to resume; a page that failed for good is also an id the ledger says `failed`, not known
+    absent or not an event."""
     assert run.result.returncode == exit_code, run.result.stderr[-3000:]
     assert run.run_row["status"] == status
     if status == "incomplete":
-        assert "(en failed 63017). Resume with: kremlin-archive fetch " in run.result.stderr
+        [error] = errors_of(run, FAULTED)
+        assert f"asked for not archived by this run: {FAULTED}: {error['reason']}" in (
+            run.result.stderr
+        )
+        assert "Resume with: kremlin-archive fetch " in run.result.stderr
+        [entry] = run.rows("SELECT state FROM coverage WHERE id = 'en-63017'")
+        assert entry["state"] == ledger
+        if ledger == "failed":
+            assert "(en failed 63017). Resume with: kremlin-archive fetch " in run.result.stderr
     assert_stored_as_captured(run, mirror_dir, [63020, 63021])
     assert 63017 not in event_ids(run)
     assert_sound(run.db_path, run.warc)
@@ -311,7 +323,7 @@ def test_invalid_utf8_page_is_stored_with_a_replacement_character(replay, tmp_pa
 def test_404_shell_served_with_200_is_a_parse_error(replay, tmp_path, mirror_dir):
     replay.fault(FAULTED, "shell404", path=str(SHELL404))
     run = fetch_three(replay, tmp_path)
-    assert_fault_contained(run, mirror_dir)
+    assert_fault_contained(run, mirror_dir, ledger="absent")
     [fetch] = fetches_of(run, FAULTED)
     assert fetch["status"] == 200
     assert warc.read_record(run.warc, fetch).body == SHELL404.read_bytes()
@@ -337,12 +349,16 @@ def test_a_broken_refetch_never_overwrites_the_stored_event(
     before = content_snapshot(first.db), first.db.table("events").get("en-63017")
     replay.fault(FAULTED, kind, **params)
     second = cli_run(replay, tmp_path, "fetch", FAULTED, settings=settings)
-    assert second.result.returncode == 0, second.result.stderr[-3000:]
+    # not archived by this fetch (the archive keeps the event as stored before): exit 1
+    assert second.result.returncode == 1, second.result.stderr[-3000:]
     assert (content_snapshot(second.db), second.db.table("events").get("en-63017")) == before
     assert second.db.table("revisions").count == 0
     [error] = errors_of(second, FAULTED)
     assert error["run_id"] == second.run_row["id"]
     assert error["reason"].startswith(reason)
+    assert f"asked for not archived by this run: {FAULTED}: {error['reason']}" in (
+        second.result.stderr
+    )
     assert_sound(second.db_path, second.warc)
 
 
@@ -350,7 +366,7 @@ def test_redirect_to_another_host_is_not_followed(replay, tmp_path, mirror_dir):
     elsewhere = "http://example.com/events/president/news/63017"
     replay.fault(FAULTED, "redirect", location=elsewhere)
     run = fetch_three(replay, tmp_path)
-    assert_fault_contained(run, mirror_dir)
+    assert_fault_contained(run, mirror_dir, ledger="not_event")
     assert {r.url.split("/")[2] for r in run.log} == {"en.kremlin.ru"}, "a request left the site"
     [fetch] = fetches_of(run, FAULTED)
     assert fetch["status"] == 302
