@@ -8,6 +8,7 @@ results and which targets were met (`targets_met`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from common import FAST, TARGETS
@@ -50,6 +51,7 @@ def report(r: dict) -> str:
         reparse_section,
         storage_section,
         persons_section,
+        scale_section,
         timeline,
     ):
         section(lines.append, r, ok)
@@ -150,6 +152,8 @@ def summary(w: Write, r: dict, ok: dict[str, bool]) -> None:
         f"| **{ps['cpu_share']:.1%}** ({ps['persons_ms_per_event']:.2f} ms) "
         f"| ≤ {TARGETS['persons_share']:.0%} | {verdict(ok['persons'])} |"
     )
+    if r.get("scale"):
+        scale_summary(w, r)
     w("")
     missed = [
         name
@@ -162,6 +166,17 @@ def summary(w: Write, r: dict, ok: dict[str, bool]) -> None:
         )
         if not ok
     ]
+    if r.get("scale"):
+        sm = scale_met(r["scale"])
+        missed += [
+            name
+            for name, key in (
+                ("whole-site Datasette", "datasette"),
+                ("whole-site refresh", "refresh_local"),
+                ("refresh growth", "refresh_growth"),
+            )
+            if not sm[key]
+        ]
     if missed:
         w(
             f"Missed: {', '.join(missed)} — by how much and where the time goes is in the "
@@ -625,3 +640,266 @@ def timeline(w: Write, r: dict, ok: dict[str, bool]) -> None:
         w(f"- {name}: {seconds:.0f} s")
     w(f"- total: {r['total_s']:.0f} s ({r['total_s'] / 60:.1f} min; budget 15 min)")
     w("")
+
+
+# -- 8. the whole site ---------------------------------------------------------------------------
+
+SCALE_TARGETS = {
+    "datasette_p95_ms": 500.0,  # every page a reader opens, p95, at the largest scale
+    "refresh_local_s": 5.0,  # a no-change refresh's local work, at the largest scale
+    "refresh_growth": 1.2,  # that work, largest scale ÷ smallest, at most
+}
+
+
+def scale_met(s: dict) -> dict[str, bool]:
+    rows = s["scales"]
+    big, small = rows[-1], rows[0]
+    growth = big["refresh"]["local_s"] / small["refresh"]["local_s"]
+    return {
+        "datasette": all(
+            k["p95_ms"] < SCALE_TARGETS["datasette_p95_ms"]
+            for k in big["datasette"]["kinds"].values()
+        ),
+        "refresh_local": big["refresh"]["local_s"] < SCALE_TARGETS["refresh_local_s"],
+        "refresh_growth": growth <= SCALE_TARGETS["refresh_growth"],
+        "growth": growth,
+    }
+
+
+def _k(n: int) -> str:
+    return f"{n / 1000:g}k"
+
+
+def scale_summary(w: Write, r: dict) -> None:
+    """Section 8's rows of the summary table."""
+    s = r["scale"]
+    rows = s["scales"]
+    ok = scale_met(s)
+    big, small = rows[-1], rows[0]
+    worst = max(big["datasette"]["kinds"].items(), key=lambda kv: kv[1]["p95_ms"])
+    w(
+        f"| 8 | Datasette page p95, slowest kind at {_k(big['records'])} records "
+        f"| **{worst[1]['p95_ms']:.0f} ms** ({worst[0]}) "
+        f"| < {SCALE_TARGETS['datasette_p95_ms']:.0f} ms | {verdict(ok['datasette'])} |"
+    )
+    w(
+        f"| 8 | no-change refresh, local DB work at {_k(big['records'])} records "
+        f"| **{big['refresh']['local_s']:.2f} s** | < {SCALE_TARGETS['refresh_local_s']:.0f} s "
+        f"| {verdict(ok['refresh_local'])} |"
+    )
+    w(
+        f"| 8 | that work, {_k(big['records'])} ÷ {_k(small['records'])} records "
+        f"| **{ok['growth']:.2f}×** | ≤ {SCALE_TARGETS['refresh_growth']}× "
+        f"| {verdict(ok['refresh_growth'])} |"
+    )
+
+
+def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
+    """8. The whole site: the synthetic archive at 10k, 40k and 160k records."""
+    s = r.get("scale")
+    if not s:
+        return
+    m = s["manifest"]
+    plan = m["plan"]
+    rows = s["scales"]
+    met = scale_met(s)
+    heads = " | ".join(_k(x["records"]) for x in rows)
+    line = "|---" * (len(rows) + 1) + "|"
+    fallbacks = (
+        f"; {m['ru_fallbacks']} Russian pages kept Latin letters to parse"
+        if m.get("ru_fallbacks")
+        else ""
+    )
+    w("## 8. The whole site: 10k, 40k and 160k records")
+    w("")
+    w(
+        "Nothing of the real site beyond the capture's 6,656 pages can be had offline, so the "
+        "archive the size of the site is synthetic (bench/synthetic.py; its docstring says it "
+        f"all): ids 1–{plan['ids']:,} in both languages, dated {plan['first_day']} to 2026-11 in "
+        "id order, the English and Russian page of one id twins. Every record is a page of the "
+        "capture re-keyed: its own id replaced everywhere it occurs (canonical URL, article id, "
+        "share, print, /d/ and /copy/ links) and every date on it moved by the same number of "
+        "days, so its published_at is the new id's day at the page's own time. The newest "
+        f"{plan['top']} ids ({plan['top_ids'][0]:,}–{plan['top_ids'][1]:,}) are the capture's "
+        f"{plan['top']} newest pages, id + {plan['id_offset_top']:,} and date + "
+        f"{plan['shift_days_top']:,} days (whole weeks: 2020-08-27 becomes 2026-11-26), and the "
+        "replay server serves them with the capture's feed and listing pages moved the same "
+        "way, so a refresh finds an archive that already holds everything. The Russian record "
+        "is the English page re-labelled (hosts and language marks swapped) with the Latin "
+        "letters of its text spelt in Cyrillic (Vladimir Putin → Владимир Путин): Russian byte "
+        "sizes and Cyrillic words for the index and the person resolver, but transliterated "
+        "English, not Russian (fewer word forms than Russian has; full names where Russian "
+        "labels print initials)"
+        + fallbacks
+        + ". Each page goes the way a crawl takes it: `parse_event`, a response + request "
+        "pair by `warc.WarcWriter` (fsync off for the build, which changes no byte), "
+        "`db.record_fetch` with the replay server's ETag, `db.save_transcript` with the run's "
+        "person index, `db.settle_persons` at each run's end. Built newest first, as an archive "
+        "started now and backfilled: the 10k and 40k archives are the newest 5,000 and 20,000 "
+        "ids, each a finished run with its own WARC files, copied aside."
+    )
+    w("")
+    built = (
+        f"built in this run ({m['build_s'] / 60:.0f} min)"
+        if s.get("built_now")
+        else f"cached, built {m['built_at']} in {m['build_s'] / 60:.0f} min"
+    )
+    w(
+        f"The build: {m['stored']:,} records, {built}, under "
+        f"`data/bench-cache/scale-{m['key']}-{rows[-1]['records']}/` (key: the build's FORMAT "
+        "and plan, the parser version, the database shape, the capture's file list; "
+        "`bench/run.py --rebuild-scale` makes it again). Each measure below runs on the "
+        "snapshot of its size; timings in the table are of this run."
+    )
+    w("")
+    w(f"| | {heads} |")
+    w(line)
+
+    def row(label: str, cells) -> None:
+        w(f"| {label} | " + " | ".join(cells) + " |")
+
+    row("records (en / ru)", [
+        f"{x['size']['events']:,} ({x['size']['by_lang'].get('en', 0):,} / "
+        f"{x['size']['by_lang'].get('ru', 0):,})" for x in rows])  # fmt: skip
+    row("published", [f"{x['size']['first'][:10]} – {x['size']['last'][:10]}" for x in rows])
+    row("speaker turns / persons", [
+        f"{x['size']['utterances']:,} / {x['size']['persons']:,}" for x in rows])  # fmt: skip
+    row("database", [
+        f"{x['size']['db_bytes'] / 1e9:.2f} GB ({x['size']['db_per_event'] / 1024:.1f} KiB/record)"
+        for x in rows])  # fmt: skip
+    row("WARC", [
+        f"{x['size']['warc_bytes'] / 1e9:.2f} GB ({x['size']['warc_per_event'] / 1024:.1f} "
+        f"KiB/record, {x['size']['warc_files']} files)" for x in rows])  # fmt: skip
+    for table, label in (("events", "FTS on events"), ("utterances", "FTS on speaker turns")):
+        row(f"{label}, p50 / p95", [
+            f"{x['fts'][table]['p50_ms']:.1f} / {x['fts'][table]['p95_ms']:.1f} ms"
+            for x in rows])  # fmt: skip
+    for kind in rows[0]["datasette"]["kinds"]:
+        row(f"Datasette: {kind}, p50 / p95", [
+            f"{x['datasette']['kinds'][kind]['p50_ms']:.0f} / "
+            + (f"**{x['datasette']['kinds'][kind]['p95_ms']:.0f}**"
+               if x["datasette"]["kinds"][kind]["p95_ms"] >= SCALE_TARGETS["datasette_p95_ms"]
+               else f"{x['datasette']['kinds'][kind]['p95_ms']:.0f}")
+            + " ms" for x in rows])  # fmt: skip
+    row("refresh, nothing new: local DB work", [
+        f"**{x['refresh']['local_s']:.2f} s**" for x in rows])  # fmt: skip
+    row("… the whole run, wall (under cProfile) / requests", [
+        f"{x['refresh']['wall_s']:.1f} s / {x['refresh']['requests']}" for x in rows])  # fmt: skip
+    row("`coverage` (whole ledger), wall", [f"{x['coverage']['wall_s']:.1f} s" for x in rows])
+    row("`export --format jsonl` (everything)", [
+        f"{x['export']['wall_s']:.0f} s, {x['export']['events_per_s']:,.0f} records/s, "
+        f"{x['export']['bytes'] / 1e9:.2f} GB" for x in rows])  # fmt: skip
+    row("`reparse` from the WARC", [
+        f"{x['reparse']['wall_s']:.0f} s, {x['reparse']['pages_per_s']:.0f} pages/s"
+        if "reparse" in x else "not run" for x in rows])  # fmt: skip
+    row("`import-txt`", [
+        f"{x['import']['files_per_s']:.0f} files/s ({x['import']['files']} files, "
+        f"{x['import']['wall_s']:.1f} s)" for x in rows])  # fmt: skip
+    w("")
+    w(
+        f"Commands start in about {s['cli_start_s']:.1f} s on this machine (`kremlin-archive "
+        "--help`), which every command time above includes. FTS: "
+        f"{len([q for q in rows[0]['fts']['queries'] if q['table'] == 'events'])} searches on "
+        "events ("
+        + ", ".join(f"`{q['query']}`" for q in rows[0]["fts"]["queries"] if q["table"] == "events")
+        + ") and "
+        f"{len([q for q in rows[0]['fts']['queries'] if q['table'] == 'utterances'])} on speaker "
+        "turns ("
+        + ", ".join(
+            f"`{q['query']}`" for q in rows[0]["fts"]["queries"] if q["table"] == "utterances"
+        )
+        + "), each the best 20 by bm25 with a snippet plus the count of hits, "
+        f"{r.get('repeat', 5)} timings each after a warm-up. Datasette: the in-process client "
+        "of `build_datasette` (the project's metadata, templates and plugin; what `serve` "
+        "runs), each URL once to warm up, then timed; the URLs: "
+        + "; ".join(
+            f"{kind}: " + ", ".join(f"`{u}`" for u in v["urls"])
+            for kind, v in rows[-1]["datasette"]["kinds"].items()
+        )
+        + "."
+    )
+    w("")
+    bad = {p: st for x in rows for p, st in x["datasette"]["statuses"].items() if st != 200}
+    if bad:
+        w(
+            "Pages that did not answer 200: "
+            + ", ".join(f"`{p}` {st}" for p, st in sorted(bad.items()))
+            + "."
+        )
+        w("")
+    w("How each cost grows:")
+    w("")
+    for path in s["plots"]:
+        name = path.rsplit("/", 1)[-1].removesuffix(".png").removeprefix("scale-")
+        w(f"![{name}]({path})")
+    w("")
+    big, small = rows[-1], rows[0]
+    w(
+        f"**Targets at {_k(big['records'])}.** Every page a reader opens, p95 < "
+        f"{SCALE_TARGETS['datasette_p95_ms']:.0f} ms: {verdict(met['datasette'])}. A no-change "
+        f"refresh's local work < {SCALE_TARGETS['refresh_local_s']:.0f} s: "
+        f"{verdict(met['refresh_local'])} ({big['refresh']['local_s']:.2f} s); its growth from "
+        f"{_k(small['records'])} ≤ {SCALE_TARGETS['refresh_growth']}×: "
+        f"{verdict(met['refresh_growth'])} ({met['growth']:.2f}×)."
+    )
+    w("")
+    ref = big["refresh"]
+    w(
+        f"The refresh: `{ref['command']}` on a copy of the snapshot, requests "
+        + ", ".join(f"{k} {v}" for k, v in sorted(ref["kinds"].items()))
+        + f" ({ref['summary'] or 'no summary line'}). Its local work is the time spent in "
+        "db.py entered from outside it (cProfile; the import of db.py excluded), by function "
+        "at each size:"
+    )
+    w("")
+    names = [name for name, _ in big["refresh"]["top"]]
+    w(f"| db.py function | {heads} |")
+    w(line)
+    for name in names:
+        cells = []
+        for x in rows:
+            sec = dict(x["refresh"]["top"]).get(name)
+            cells.append(f"{sec:.3f} s" if sec is not None else "—")
+        row(f"`{name}`", cells)
+    w("")
+    for kind, v in big["datasette"]["kinds"].items():
+        if not v.get("trace"):
+            continue
+        w(
+            f"Datasette, {kind} (p95 {v['p95_ms']:.0f} ms; slowest `{v['slowest']}`, "
+            f"{v['slowest_ms']:.0f} ms): its slowest SQL (`?_trace=1`) and query plans:"
+        )
+        w("")
+        for t in v["trace"]:
+            w(f"- {t['ms']:.0f} ms: `{md(t['sql'][:300])}` — plan: " + "; ".join(
+                f"`{md(p)}`" for p in t["plan"][:6]))  # fmt: skip
+        w("")
+    notes = s.get("notes") or []
+    for note in notes:
+        w(note)
+        w("")
+
+
+def splice_scale(old: str, r: dict) -> str:
+    """`old` (a BENCHMARKS.md) with section 8 and its summary rows replaced by those of `r`
+    (`bench/run.py --only-scale`); the rest of the file is kept as it is."""
+    section: list[str] = []
+    scale_section(section.append, r, {})
+    rows: list[str] = []
+    scale_summary(rows.append, r)
+    lines = old.splitlines()
+    # the summary rows: after the last row of the table (or appended to it)
+    lines = [x for x in lines if not x.startswith("| 8 |")]
+    last = max((i for i, x in enumerate(lines) if re.match(r"\| \d+ \|", x)), default=None)
+    if last is not None:
+        lines[last + 1 : last + 1] = rows
+    text = "\n".join(lines)
+    start = text.find("## 8. The whole site")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1 :] if end >= 0 else "")
+    at = text.find("## Timeline of this run")
+    body = "\n".join(section) + "\n"
+    if at >= 0:
+        return text[:at] + body + text[at:].rstrip("\n") + "\n"
+    return text.rstrip("\n") + "\n\n" + body

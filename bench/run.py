@@ -28,6 +28,13 @@ Each measure is its own module (their docstrings say how they measure):
               (queries and timing from bench/search_bench.py).
 7. persons    bench/persons_bench.py: the cost of resolving speakers to persons while storing
               every event page, against the crawl's time per request (2).
+8. scale      bench/scale_bench.py: the whole site -- a synthetic archive of ~160,000 records
+              (bench/synthetic.py: the capture's pages under new ids, both languages; built
+              once and cached under data/bench-cache/) measured at 10k, 40k and 160k records:
+              sizes, FTS, Datasette pages, a no-change refresh's local work, coverage, export,
+              reparse, import-txt; plots in bench/plots/. --rebuild-scale builds it again,
+              --no-scale skips it, --only-scale runs it alone and rewrites only its section
+              (and its summary rows) of the existing --out file.
 
 Shared plumbing (paths, targets, measured child processes, cProfile reading) is in
 bench/common.py; BENCHMARKS.md is written by bench/report.py.
@@ -65,7 +72,8 @@ from parse_harness import parse_vs_alternatives, profile_parse
 from persons_bench import persons_cost, slowdown
 from refresh_bench import refresh_cost
 from reparse_bench import profile_reparse, reparse_rate
-from report import report
+from report import report, splice_scale
+from scale_bench import scale_measures
 from storage_bench import storage_and_search
 
 from kremlin_archive.devtools.replay import ReplayServer
@@ -79,6 +87,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample", type=int, default=500, help="pages for trafilatura")
     parser.add_argument("--serial", action="store_true", help="no overlap of parse and memory")
     parser.add_argument("--keep", type=Path, help="keep the work directory here")
+    parser.add_argument(
+        "--rebuild-scale", action="store_true", help="build the synthetic archive (8) again"
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip section 8")
+    parser.add_argument(
+        "--only-scale",
+        action="store_true",
+        help="run section 8 alone; rewrite only its part of the existing --out file",
+    )
+    parser.add_argument(
+        "--scale-reparse-upto",
+        type=int,
+        default=40_000,
+        help="reparse the synthetic archives up to this many records (8)",
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -224,6 +247,10 @@ def measure(args, work: Path, results: dict, phases: Phases) -> None:
     with phases.timed("5 profile of a reparse"):
         say("profile: a reparse of the slice's WARC")
         results["reparse_profile"] = profile_reparse(work, work / "slice-0")
+    if not (args.no_scale or args.quick):
+        with phases.timed("8 the whole site (synthetic archive)"):
+            say("the whole site: the synthetic archive at 10k, 40k, 160k records")
+            results["scale"] = scale(args, mirror, work)
     if results["crawl"]["ratio"] < TARGETS["crawl_bare"]:
         with phases.timed("2 profile of a crawl"):
             say("crawl target missed: profiling one crawl of the slice")
@@ -233,6 +260,35 @@ def measure(args, work: Path, results: dict, phases: Phases) -> None:
         with phases.timed("1 profile of parse_event"):
             say("parse target missed: profiling parse_event")
             results["parse_profile"] = profile_parse(pages)
+
+
+def scale(args, mirror: Path, work: Path) -> dict:
+    return scale_measures(
+        mirror,
+        work,
+        repeat=args.repeat,
+        rebuild=args.rebuild_scale,
+        reparse_upto=args.scale_reparse_upto,
+    )
+
+
+def only_scale(args, results: dict) -> int:
+    """Section 8 alone, spliced into the existing report (its section and summary rows)."""
+    work = Path(tempfile.mkdtemp(prefix="kremlin-bench-"))
+    try:
+        mirror = mirror_dir(work)
+        results["scale"] = scale(args, mirror, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["scale"]["notes"] = [
+        f"Section 8 was measured on its own (`{results['command']}`) on "
+        f"{results['machine']['date']}, in {results['scale']['seconds'] / 60:.1f} min; load "
+        f"average {results['machine']['load_start'][0]:.1f} at its start."
+    ]
+    old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    write_atomically(args.out, splice_scale(old, results))
+    say(f"wrote section 8 into {args.out}")
+    return 0
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -254,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {results['machine']['nproc']} cores, {results['machine']['cpu']}, "
         f"load {results['machine']['load_start'][0]:.1f}"
     )
+    if args.only_scale:
+        return only_scale(args, results)
     work = Path(tempfile.mkdtemp(prefix="kremlin-bench-"))
     try:
         measure(args, work, results, phases)
