@@ -666,8 +666,65 @@ def scale_met(s: dict) -> dict[str, bool]:
     }
 
 
+SCALE_FULL = 160_000  # the whole site, both languages
+
+
+def fit(xs: list[float], ys: list[float], x: float) -> float | None:
+    """y at x on the power law y = a·x^b through the points (least squares in log-log)."""
+    import math
+
+    pts = [(math.log(a), math.log(b)) for a, b in zip(xs, ys, strict=True) if a > 0 and b > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx if sxx else 0.0
+    return math.exp(my + b * (math.log(x) - mx))
+
+
+def extrapolated(w: Write, rows: list[dict]) -> None:
+    """When the largest archive measured is smaller than the site: each cost carried to
+    160k records on the power law through the sizes measured."""
+    xs = [x["records"] for x in rows]
+    series = [
+        ("database (GB)", [x["size"]["db_bytes"] / 1e9 for x in rows], 2, None),
+        ("WARC (GB)", [x["size"]["warc_bytes"] / 1e9 for x in rows], 2, None),
+        ("FTS on events, p95 (ms)", [x["fts"]["events"]["p95_ms"] for x in rows], 1, None),
+        ("FTS on speaker turns, p95 (ms)", [x["fts"]["utterances"]["p95_ms"] for x in rows], 1,
+         None),
+        *[
+            (f"Datasette: {k}, p95 (ms)", [x["datasette"]["kinds"][k]["p95_ms"] for x in rows],
+             0, SCALE_TARGETS["datasette_p95_ms"])
+            for k in rows[0]["datasette"]["kinds"]
+        ],
+        ("refresh, nothing new: local DB work (s)", [x["refresh"]["local_s"] for x in rows], 2,
+         SCALE_TARGETS["refresh_local_s"]),
+        ("`coverage` (s)", [x["coverage"]["wall_s"] for x in rows], 1, None),
+        ("`export --format jsonl` (s)", [x["export"]["wall_s"] for x in rows], 0, None),
+    ]  # fmt: skip
+    w(
+        f"Carried to the whole site ({SCALE_FULL:,} records) on the power law through the "
+        f"{len(rows)} sizes measured -- an estimate, not a measurement (sizes grow in "
+        "proportion by construction; times on this shared machine are noisy):"
+    )
+    w("")
+    w(f"| | measured at {_k(xs[-1])} | growth exponent | {_k(SCALE_FULL)}, estimated | |")
+    w("|---|---|---|---|---|")
+    import math
+
+    for label, ys, digits, target in series:
+        est = fit(xs, ys, SCALE_FULL)
+        if est is None:
+            continue
+        exponent = math.log(est / ys[-1]) / math.log(SCALE_FULL / xs[-1]) if ys[-1] > 0 else 0
+        judged = "" if target is None else ("under the target" if est < target else "**over**")
+        w(f"| {label} | {ys[-1]:.{digits}f} | {exponent:.2f} | {est:.{digits}f} | {judged} |")
+    w("")
+
+
 def _k(n: int) -> str:
-    return f"{n / 1000:g}k"
+    return f"{n / 1000:.0f}k"
 
 
 def scale_summary(w: Write, r: dict) -> None:
@@ -710,7 +767,8 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
         if m.get("ru_fallbacks")
         else ""
     )
-    w("## 8. The whole site: 10k, 40k and 160k records")
+    sizes = [_k(x["records"]) for x in rows]
+    w(f"## 8. The whole site: {', '.join(sizes[:-1])} and {sizes[-1]} records")
     w("")
     w(
         "Nothing of the real site beyond the capture's 6,656 pages can be had offline, so the "
@@ -739,11 +797,12 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
         "ids, each a finished run with its own WARC files, copied aside."
     )
     w("")
-    built = (
-        f"built in this run ({m['build_s'] / 60:.0f} min)"
-        if s.get("built_now")
-        else f"cached, built {m['built_at']} in {m['build_s'] / 60:.0f} min"
-    )
+    if m.get("partial"):
+        built = "an unfinished build (see the note below)"
+    elif s.get("built_now"):
+        built = f"built in this run ({m['build_s'] / 60:.0f} min)"
+    else:
+        built = f"cached, built {m['built_at']} in {m['build_s'] / 60:.0f} min"
     w(
         f"The build: {m['stored']:,} records, {built}, under "
         f"`data/bench-cache/scale-{m['key']}-{rows[-1]['records']}/` (key: the build's FORMAT "
@@ -796,6 +855,8 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
         f"{x['import']['files_per_s']:.0f} files/s ({x['import']['files']} files, "
         f"{x['import']['wall_s']:.1f} s)" for x in rows])  # fmt: skip
     w("")
+    if rows[-1]["records"] < SCALE_FULL and len(rows) >= 2:
+        extrapolated(w, rows)
     w(
         f"Commands start in about {s['cli_start_s']:.1f} s on this machine (`kremlin-archive "
         "--help`), which every command time above includes. FTS: "
@@ -862,6 +923,21 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
             cells.append(f"{sec:.3f} s" if sec is not None else "—")
         row(f"`{name}`", cells)
     w("")
+    growing = [
+        (name, sec / dict(small["refresh"]["top"]).get(name, float("nan")))
+        for name, sec in big["refresh"]["top"]
+        if dict(small["refresh"]["top"]).get(name)
+    ]
+    growing = [(n, g) for n, g in growing if g >= 2]
+    if growing:
+        w(
+            f"What grows with the archive ({_k(small['records'])} → {_k(big['records'])}, "
+            f"{big['records'] / small['records']:.0f}× the records): "
+            + ", ".join(f"`{n}` {g:.1f}×" for n, g in growing)
+            + " -- each reads every event (or fetch) of the language once per run rather than "
+            "what the run needs; the rest costs the same at every size."
+        )
+        w("")
     for kind, v in big["datasette"]["kinds"].items():
         if not v.get("trace"):
             continue
@@ -871,8 +947,23 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
         )
         w("")
         for t in v["trace"]:
+            scans = sorted(
+                {
+                    p.split()[1]
+                    for p in t["plan"]
+                    if p.startswith("SCAN ")
+                    and "VIRTUAL" not in p
+                    and p.split()[1] not in ("CONSTANT", "sqlite_master", "j", "json_each")
+                    and "COVERING INDEX" not in p
+                }
+            )
+            why = (
+                f" — reads the whole `{'`, `'.join(scans)}` table (no index serves it)"
+                if scans
+                else ""
+            )
             w(f"- {t['ms']:.0f} ms: `{md(t['sql'][:300])}` — plan: " + "; ".join(
-                f"`{md(p)}`" for p in t["plan"][:6]))  # fmt: skip
+                f"`{md(p)}`" for p in t["plan"][:6]) + why)  # fmt: skip
         w("")
     notes = s.get("notes") or []
     for note in notes:

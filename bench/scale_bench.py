@@ -215,9 +215,18 @@ def datasette_pages(db_path: Path, repeat: int) -> dict:
             await traced.invoke_startup()
             for kind in missed:
                 path = out["kinds"][kind]["slowest"]
-                glue = "&" if "?" in path else "?"
-                response = await traced.client.get(path + glue + "_trace=1")
-                out["kinds"][kind]["trace"] = slowest_sql(response.text, db_path)
+                base, _, query = path.partition("?")
+                # the HTML page's trace is appended to it; where Datasette's tracer cannot
+                # finish an HTML answer in process, the JSON of the same page carries it
+                for url in (path, base + ".json" + ("?" + query if query else "")):
+                    glue = "&" if "?" in url else "?"
+                    try:
+                        response = await traced.client.get(url + glue + "_trace=1")
+                    except AssertionError:
+                        continue
+                    out["kinds"][kind]["trace"] = slowest_sql(response.text, db_path)
+                    out["kinds"][kind]["traced"] = url
+                    break
         return out
 
     return asyncio.run(run())
@@ -227,13 +236,16 @@ def slowest_sql(page: str, db_path: Path, top: int = 3) -> list[dict]:
     """The slowest SQL statements of a page traced with ?_trace=1, with their query plans."""
     import html
 
-    start, end = page.rfind("<pre>"), page.rfind("</pre>")
-    if start < 0 or end < start:
-        return []
     try:
-        info = json.loads(html.unescape(page[start + 5 : end]))
+        info = json.loads(page).get("_trace") or {}  # a JSON page
     except ValueError:
-        return []
+        start, end = page.rfind("<pre>"), page.rfind("</pre>")
+        if start < 0 or end < start:
+            return []
+        try:
+            info = json.loads(html.unescape(page[start + 5 : end]))
+        except ValueError:
+            return []
     traces = [t for t in info.get("traces", []) if t.get("database") == "kremlin"]
     traces = sorted(traces, key=lambda t: -t.get("duration_ms", 0))[:top]
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
@@ -374,9 +386,14 @@ def scale_measures(
     rebuild: bool = False,
     reparse_upto: int = 40_000,
     events: int = synthetic.SCALES[-1],
+    manifest: dict | None = None,
+    only: set[int] | None = None,
 ) -> dict:
+    """Every measure on every snapshot of the build (made when missing), or on those of
+    `manifest` (an unfinished build: `synthetic.partial_manifest`) whose size is in `only`."""
     t0 = time.monotonic()
-    manifest = synthetic.ensure(mirror, events, rebuild=rebuild, say=say)
+    if manifest is None:
+        manifest = synthetic.ensure(mirror, events, rebuild=rebuild, say=say)
     built_now = manifest.get("built_at") and time.monotonic() - t0 > 60
     home = synthetic.scale_dir(mirror, events)
     overlay = synthetic.top_overlay(mirror)
@@ -387,6 +404,8 @@ def scale_measures(
     results["cli_start_s"] = baseline["wall_s"]
     for snap in manifest["snapshots"]:
         n = snap["records_planned"]
+        if only and n not in only:
+            continue
         db_path = home / snap["db"]
         warcs = [home / "warc" / name for name in snap["warc_files"]]
         say(f"scale {n:,}: sizes, FTS, Datasette")
@@ -551,8 +570,25 @@ def plots(results: dict) -> list[str]:
     return made
 
 
+def combine(paths: list[Path]) -> dict:
+    """Results of several runs (e.g. small sizes while the build went on, then the largest)
+    as one: every size once (the later run wins), the plots drawn again."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    by_size = {row["records"]: row for part in parts for row in part["scales"]}
+    results = {**parts[-1], "scales": [by_size[n] for n in sorted(by_size)]}
+    results["seconds"] = sum(part["seconds"] for part in parts)
+    results["plots"] = plots(results)
+    return results
+
+
 def main() -> int:
+    """Section 8 by hand, also on an unfinished build:
+
+    scale_bench.py [--partial] [--snapshot-now] [--only 10000,40000] [--json R.json]
+    scale_bench.py --combine R1.json R2.json [--out BENCHMARKS.md]
+    """
     import argparse
+    import datetime as dt
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -560,19 +596,50 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--events", type=int, default=synthetic.SCALES[-1])
+    parser.add_argument(
+        "--partial", action="store_true", help="the snapshots of a build still running"
+    )
+    parser.add_argument(
+        "--snapshot-now", action="store_true", help="first snapshot what the running build holds"
+    )
+    parser.add_argument("--only", help="sizes to measure, e.g. 10000,40000")
+    parser.add_argument("--reparse-upto", type=int, default=40_000)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--combine", type=Path, nargs="+", help="results to put together")
+    parser.add_argument("--out", type=Path, help="splice section 8 into this BENCHMARKS.md")
+    parser.add_argument("--note", action="append", default=[], help="a paragraph for section 8")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="kremlin-scale-"))
-    try:
-        results = scale_measures(
-            Path(args.mirror), work, repeat=args.repeat, rebuild=args.rebuild, events=args.events
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if args.combine:
+        results = combine(args.combine)
+        results["notes"] = [*results.get("notes", []), *args.note]
+    else:
+        mirror = Path(args.mirror)
+        manifest = None
+        only = {int(x) for x in args.only.split(",")} if args.only else None
+        if args.snapshot_now:
+            snap = synthetic.snapshot_now(mirror, args.events, say=say)
+            only = (only or set()) | {snap["records_planned"]}
+        if args.partial or args.snapshot_now:
+            manifest = synthetic.partial_manifest(mirror, args.events)
+        work = Path(tempfile.mkdtemp(prefix="kremlin-scale-"))
+        try:
+            results = scale_measures(
+                mirror, work, repeat=args.repeat, rebuild=args.rebuild, events=args.events,
+                manifest=manifest, only=only, reparse_upto=args.reparse_upto,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        results["measured_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        results["load"] = os.getloadavg()
     text = json.dumps(results, indent=1, default=str)
     if args.json:
         args.json.write_text(text)
-    else:
+    if args.out:
+        from report import splice_scale
+
+        old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+        args.out.write_text(splice_scale(old, {"scale": results, "repeat": args.repeat}))
+    if not (args.json or args.out):
         print(text)
     return 0
 

@@ -34,14 +34,17 @@ record, as in a crawl; fsync off for the build, which changes no byte), the `fet
 `db.record_fetch` (with the replay server's ETag, as section 4's archive has), the record by
 `db.save_transcript` with the run's person index, and `db.settle_persons` at the end of each run
 -- so sizes, indexes, FTS and the coverage ledger are what a crawl would leave. Parsing and WARC
-writing run in two worker processes, storing in this one (the crawl does all of it on one thread).
+writing run in two worker processes, storing in this one (the crawl does all of it on one
+thread); each worker writes its own WARC files, so a run has two where a crawl has one.
 
 Built newest first (as an archive started now and backfilled): the snapshots at 10,000 and
 40,000 records are the newest 5,000 and 20,000 ids, each a finished run with its own WARC files,
 copied aside once the run is settled (`kremlin-<N>.db`); the WARC folder of a snapshot is its
-runs' files. The build is cached under data/bench-cache/scale-<key>/ (or $KREMLIN_BENCH_CACHE),
-the key a hash of this file, the parser version, the database shape and the capture's file list,
-so editing unrelated code does not force a rebuild; --rebuild makes it again.
+runs' files. The build is cached under data/bench-cache/scale-<key>-<records>/ (or
+$KREMLIN_BENCH_CACHE), the key a hash of what decides its content: FORMAT and the plan's
+constants (bump FORMAT when the way records are made changes), the parser version, the database
+shape and the capture's file list -- so editing unrelated code does not force a rebuild of ~40
+CPU-minutes; --rebuild (bench/run.py --rebuild-scale) makes it again.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -592,6 +596,63 @@ def build(mirror: Path, events: int = SCALES[-1], *, say=print) -> dict:
     )
     (home / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def snapshot_of(db_path: Path) -> dict:
+    """What a snapshot holds, read from the database itself: its records and WARC files."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    files = [r[0] for r in conn.execute(
+        "SELECT DISTINCT warc_filename FROM fetches WHERE warc_filename IS NOT NULL")]  # fmt: skip
+    conn.close()
+    return {"events": events, "records_planned": events, "db": db_path.name, "warc_files": files}
+
+
+def snapshot_now(mirror: Path, events: int = SCALES[-1], *, say=print) -> dict:
+    """A finished archive of what a build still running has stored so far (SQLite's backup
+    of the committed state, its running run finished and its persons settled, as a run's end
+    does): for when the whole build cannot be waited for. Returns its snapshot entry."""
+    home = scale_dir(mirror, events)
+    source = sqlite3.connect(f"file:{home / 'kremlin.db'}?mode=ro", uri=True)
+    partial = home / "kremlin-partial.db"
+    partial.unlink(missing_ok=True)
+    target = sqlite3.connect(partial)
+    source.backup(target)
+    source.close()
+    target.close()
+    db = dbmod.connect(partial)
+    for row in list(db.query("SELECT id FROM runs WHERE status = 'running'")):
+        dbmod.finish_run(db, row["id"], status="finished", finish_reason="finished", counts={})
+    settled = dbmod.settle_persons(db)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    snap = snapshot_of(partial)
+    final = home / f"kremlin-{snap['events']}.db"
+    partial.rename(final)
+    for extra in home.glob("kremlin-partial.db-*"):
+        extra.unlink()
+    say(f"synthetic: snapshot of the running build: {snap['events']:,} records ({final.name})")
+    return {**snapshot_of(final), "settled": settled, "partial": True}
+
+
+def partial_manifest(mirror: Path, events: int = SCALES[-1]) -> dict:
+    """The manifest of an unfinished build, from the snapshots on disk."""
+    home = scale_dir(mirror, events)
+    snaps = sorted(
+        (p for p in home.glob("kremlin-*.db") if p.stem.split("-")[1].isdigit()),
+        key=lambda p: int(p.stem.split("-")[1]),
+    )
+    identity_file = json.loads((home / "warc" / "ARCHIVE-ID.json").read_text())
+    return {
+        "key": cache_key(mirror),
+        "plan": plan(mirror, events)[1],
+        "snapshots": [snapshot_of(p) for p in snaps],
+        "archive_id": identity_file.get("archive_id"),
+        "stored": max((snapshot_of(p)["events"] for p in snaps), default=0),
+        "partial": True,
+        "build_s": None,
+        "built_at": None,
+    }
 
 
 def ensure(mirror: Path, events: int = SCALES[-1], *, rebuild: bool = False, say=print) -> dict:
