@@ -581,8 +581,9 @@ def _runs(element, bold_owner=None, out=None, links=None) -> list:
     first run, element)``."""
     if out is None:
         out = []
-    if element.text:
-        out.append((element.text, bold_owner))
+    text = element.text  # each .text/.tail decodes the node's text anew: read it once
+    if text:
+        out.append((text, bold_owner))
     for child in element:
         tag = child.tag
         if type(tag) is str:  # comments and processing instructions have no text of their own
@@ -595,9 +596,15 @@ def _runs(element, bold_owner=None, out=None, links=None) -> list:
                 if links is not None and tag == "a" and cls and "person_tag" in cls:
                     links.append((len(out), child))
                 owner = child if bold_owner is None and tag in _BOLD_TAGS else bold_owner
-                _runs(child, owner, out, links)
-        if child.tail:
-            out.append((child.tail, bold_owner))
+                if len(child):
+                    _runs(child, owner, out, links)
+                else:  # a leaf (most are): its text, without a call
+                    text = child.text
+                    if text:
+                        out.append((text, owner))
+        tail = child.tail
+        if tail:
+            out.append((tail, bold_owner))
     return out
 
 
@@ -605,20 +612,19 @@ def _join_runs(runs: Sequence[tuple[str, object]]) -> str:
     """Normalised text of runs, with the one repair described in the module docstring: adjacent
     bold runs from different ``<b>`` elements glued lower|Upper get a space."""
     parts: list[str] = []
-    previous = None
+    last_text, last_owner = "", None
     for text, owner in runs:
         if (
             owner is not None
-            and previous is not None
-            and previous[1] is not None
-            and owner is not previous[1]
-            and previous[0][-1:].islower()
+            and last_owner is not None
+            and owner is not last_owner
+            and last_text[-1:].islower()
             and text[:1].isupper()
             and text[1:2].isalpha()
         ):
             parts.append(" ")
         parts.append(text)
-        previous = (text, owner)
+        last_text, last_owner = text, owner
     return normalize_text("".join(parts))
 
 
@@ -787,37 +793,22 @@ def _parts(elements: Iterable, known: dict[str, tuple[str, bool]]) -> list[_Para
     return parts
 
 
-def _simple_bold(element) -> list[tuple[str, object]] | None:
-    """The runs of the most common paragraph with markup, ``<p><b>Label:</b> text</p>``: one
-    child, ``b`` or ``strong``, with no markup or class of its own and only whitespace before
-    it. None for any other paragraph."""
-    if len(element) != 1:
-        return None
-    child = element[0]
-    tag = child.tag
-    if (tag != "b" and tag != "strong") or len(child) or child.get("class") is not None:
-        return None
-    head = element.text
-    if head and not head.isspace():
-        return None
-    runs = [(head, None)] if head else []
-    if child.text:
-        runs.append((child.text, child))
-    if child.tail:
-        runs.append((child.tail, None))
-    return runs
-
-
 def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
     """A body paragraph with markup; None if it is empty. `known`: see `_split_label`."""
-    links: list = []
-    runs = _simple_bold(element)
-    if runs is not None:
-        # One bold run: nothing for `_join_runs` to repair.
-        text = normalize_text("".join([run[0] for run in runs]))
+    head = element.text
+    if head and not head.isspace():
+        opens_bold = False  # text first: neither a label zone nor a bold lead
+    elif len(element) == 1:
+        child = element[0]
+        tag = child.tag
+        if (tag == "b" or tag == "strong") and not len(child) and child.get("class") is None:
+            return _bold_paragraph(head, child, known)
+        opens_bold = True
     else:
-        runs = _runs(element, links=links)
-        text = _join_runs(runs)
+        opens_bold = True
+    links: list = []
+    runs = _runs(element, links=links)
+    text = _join_runs(runs)
     if not text:
         return None
     if links:
@@ -829,6 +820,8 @@ def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
         links = [(offsets[index], anchor) for index, anchor in links]
     if text[0] == "*" and is_section_break(text):
         return text, (None, text, True), None, links, -1
+    if not opens_bold:
+        return text, (None, text, False), None, links, -1
     colon = _bold_label_zone(runs)
     if colon >= 0:
         split = _split_label(text, known)
@@ -843,6 +836,47 @@ def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
             return text, (split[0], split[1], False), None, links, colon
         return text, (None, text, False), None, links, -1
     return text, (None, text, False), _bold_lead(runs), links, -1
+
+
+def _bold_paragraph(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _Para | None:
+    """`_paragraph` for the most common paragraph with markup, ``<p><b>Label:</b> text</p>``:
+    only whitespace before one ``b``/``strong`` without markup or class of its own. The same
+    rules, written out for these (at most) three runs: one bold run leaves `_join_runs` nothing
+    to repair, and a colon inside the bold text ends the label zone there."""
+    bold = child.text or ""
+    tail = child.tail or ""
+    text = normalize_text((head or "") + bold + tail)
+    if not text:
+        return None
+    if text[0] == "*" and is_section_break(text):
+        return text, (None, text, True), None, (), -1
+    runs = [(head, None)] if head else []
+    if bold:
+        runs.append((bold, child))
+    if tail:
+        runs.append((tail, None))
+    colon = bold.find(":")
+    if colon >= 0:
+        offset = len(head) if head else 0
+        label = bold[:colon]
+        if offset + colon > _MAX_LABEL or not label or label.isspace():
+            colon = -1
+        else:
+            colon += offset
+    else:
+        colon = _bold_label_zone(runs)
+    if colon >= 0:
+        split = _split_label(text, known)
+        if split is None:
+            label, _, rest = text.partition(":")
+            label, rest = normalize_text(label), rest.strip()
+            if rest and _single_name(label):
+                split = (label, rest)
+        # All bold (a heading) when nothing but whitespace follows the bold text.
+        if split and not (split[1] and (not tail or tail.isspace())):
+            return text, (split[0], split[1], False), None, (), colon
+        return text, (None, text, False), None, (), -1
+    return text, (None, text, False), _bold_lead(runs), (), -1
 
 
 _PERSON_HREF = re.compile(r"/catalog/persons/(\d+)(?:[/?#]|$)")
