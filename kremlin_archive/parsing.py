@@ -182,8 +182,7 @@ def normalize_text(text: str) -> str:
     # the site's raw line breaks are single newlines between words (three paragraphs in four on
     # long pages), which a replace turns into the one space the regex would have made; only a
     # run (two spaces, a newline beside a space) or a rarer control character needs the regex.
-    if "\n" in text:
-        text = text.replace("\n", " ")
+    text = text.replace("\n", " ")  # the same string when it has no newline
     if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
         text = _ASCII_WS.sub(" ", text)
     return text.strip()
@@ -781,8 +780,7 @@ def _parts(elements: Iterable, known: dict[str, tuple[str, bool]]) -> list[_Para
         text = element.text
         if not text:
             continue
-        if "\n" in text:
-            text = text.replace("\n", " ")
+        text = text.replace("\n", " ")
         if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
             text = _ASCII_WS.sub(" ", text)
         text = text.strip()
@@ -1041,6 +1039,18 @@ class _Page:
     def _body(self, body) -> None:
         # Body text = direct <p> children and <blockquote> paragraphs; the footer
         # (.read__bottommeta: tags, status, links) is nested in the same container (§2).
+        if next(body.iterchildren("blockquote"), None) is None:
+            # No quotation (most pages): lxml picks the <p>s and the divs in C, which saves
+            # reading the tag of every child (hundreds on a long transcript).
+            self.paragraphs = [
+                p
+                for p in body.iterchildren("p")
+                if (classes := p.get("class")) is None or _NOT_TEXT.isdisjoint(classes.split())
+            ]
+            for div in body.iterchildren("div"):
+                if _has(div, "read__bottommeta"):
+                    self.bottommeta = div
+            return
         paragraphs = self.paragraphs
         for child in body:
             tag = child.tag
