@@ -27,6 +27,7 @@ from warcio.warcwriter import WARCWriter
 from kremlin_archive.warc import (
     CONTENT_NOTE,
     REVISIT_PROFILE,
+    RecordReader,
     WarcError,
     WarcFileBusy,
     WarcLocation,
@@ -608,6 +609,8 @@ def test_foreign_records_and_revisits_without_location_hint(tmp_path):
     # read_record has no index from a scan: it finds the original by indexing the directory
     for capture in captures[1:]:
         assert read_record(tmp_path, capture.location).body == body
+    with RecordReader(tmp_path) as reader:  # one index of originals for every read
+        assert [reader.read(c.location) for c in captures] == captures
     assert check_file(foreign) == ["offset 0: file does not begin with a warcinfo record"]
 
 
@@ -624,6 +627,28 @@ def test_read_record_rejects_bad_locations(sample):
         read_record(directory, ("kremlin-missing.warc.gz", 0))
     row = {"warc_filename": response.filename, "warc_offset": response.offset}
     assert read_record(directory, row).status == 200
+
+
+def test_record_reader_reads_like_read_record(sample):
+    """RecordReader (files kept open, one resolver for many reads) gives what read_record
+    gives, in any order, and refuses the same bad locations."""
+    directory, written = sample
+    captures, _ = collect(directory)
+    with RecordReader(directory) as reader:
+        for capture in reversed(captures):
+            assert reader.read(capture.location) == capture
+            assert reader.read(capture.location) == read_record(directory, capture.location)
+        response, request = written["200"][1]
+        for bad in (
+            ("../" + response.filename, response.offset),
+            (response.filename, response.offset + 1),
+            (response.filename, 10**9),
+            request,
+            ("kremlin-missing.warc.gz", 0),
+        ):
+            with pytest.raises(WarcReadError):
+                reader.read(bad)
+        assert reader.read(captures[0].location) == captures[0]  # still usable after errors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ Modules
 Command line (for quick inspection): ``kremlin-archive warc check|repair|ls PATH...``
 """
 
-from .reader import Capture, iter_captures, read_record
+from .reader import Capture, RecordReader, iter_captures, read_record
 from .records import (
     CONTENT_NOTE,
     REVISIT_PROFILE,
@@ -119,6 +119,7 @@ __all__ = [
     "REVISIT_PROFILE",
     "WARC_VERSION",
     "Capture",
+    "RecordReader",
     "WarcError",
     "WarcFileBusy",
     "WarcLocation",

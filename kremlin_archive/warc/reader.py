@@ -28,7 +28,10 @@ from .records import (
     is_being_written,
     load_record,
     location_key,
+    mapped,
     parse_warc_date,
+    read_at,
+    safe_path,
     scan_file,
     warc_files,
 )
@@ -65,8 +68,9 @@ class Capture:
 class _Resolver:
     """Finds the original response of a revisit within one directory (the "small index")."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, load: Any = None):
         self.directory = directory
+        self._load_record = load or (lambda name, offset: load_record(directory, name, offset))
         self.by_id: dict[str, tuple[str, int]] = {}
         self.by_payload: dict[str, tuple[str, int]] = {}
         self._full_index = False
@@ -88,7 +92,7 @@ class _Resolver:
         record = self._cache.get(key)
         if record is None:
             try:
-                record = load_record(self.directory, filename, offset)
+                record = self._load_record(filename, offset)
             except (WarcReadError, OSError):
                 return None
             self._cache[key] = record
@@ -249,6 +253,67 @@ def iter_captures(
                 yield capture
         except OSError as exc:
             report(name, 0, f"cannot read file: {exc}")
+
+
+class RecordReader:
+    """Captures at many locations of one folder (`read`), for a caller that reads a list of
+    them: files stay mapped between reads (the last few) and revisits are resolved through one
+    index of originals, instead of opening a file and building an index per record as
+    `read_record` does. Use as a context manager (closes the files)."""
+
+    MAX_OPEN = 8
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self._files: OrderedDict[str, tuple[contextlib.ExitStack, Any]] = OrderedDict()
+        self._resolver = _Resolver(self.directory, load=self._load)
+
+    def _buffer(self, filename: str) -> Any:
+        entry = self._files.get(filename)
+        if entry is not None:
+            self._files.move_to_end(filename)
+            return entry[1]
+        path = safe_path(self.directory, filename)
+        stack = contextlib.ExitStack()
+        try:
+            buf = stack.enter_context(mapped(path))
+        except FileNotFoundError:
+            raise WarcReadError(filename, 0, "no such WARC file") from None
+        self._files[filename] = (stack, buf)
+        while len(self._files) > self.MAX_OPEN:
+            self._files.popitem(last=False)[1][0].close()
+        return buf
+
+    def _load(self, filename: str, offset: int) -> Record:
+        buf = self._buffer(filename)
+        if offset < 0 or offset >= len(buf):
+            raise WarcReadError(filename, offset, "offset outside the file")
+        try:
+            return read_at(buf, offset)
+        except Damaged as exc:
+            raise WarcReadError(filename, offset, exc.reason) from None
+
+    def read(self, location: Any) -> Capture:
+        """The capture at ``location`` (as for `read_record`). Raises :class:`WarcReadError`."""
+        filename, offset = location_key(location)
+        record = self._load(filename, offset)
+        if record.rec_type not in ("response", "revisit"):
+            raise WarcReadError(filename, offset, f"a {record.rec_type} record, not a capture")
+        self._resolver.remember(filename, record)
+        try:
+            return _capture(filename, record, self._resolver)
+        except Damaged as exc:
+            raise WarcReadError(filename, offset, exc.reason) from None
+
+    def close(self) -> None:
+        while self._files:
+            self._files.popitem()[1][0].close()
+
+    def __enter__(self) -> RecordReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_record(directory: str | os.PathLike, location: Any) -> Capture:
