@@ -18,8 +18,8 @@ finished archive with its WARC files:
   it (opening and checking the database, what the spider reads at the start, the run's rows,
   what the run does at its end) -- the network is not in it;
 * `coverage` (the whole ledger) and `export --format jsonl` (everything), as commands;
-* `reparse` of the snapshot's WARC into a fresh database (10k and 40k only by default: at the
-  measured ~150 pages/s 160k records take about 20 minutes);
+* `reparse` of the snapshot's WARC into a fresh database (10k only by default: it parses
+  ~100 pages per CPU-second, so 40k take ~7 minutes of a quiet machine, 160k ~30);
 * `import-txt` of 300 legacy text files (exported from the snapshot, renamed to new ids) into a
   copy of the snapshot: files per second.
 
@@ -370,6 +370,8 @@ def import_txt(db_path: Path, work: Path, files: int = 300) -> dict:
         "files": len(src),
         "wall_s": result["wall_s"],
         "files_per_s": len(src) / result["wall_s"],
+        "cpu_s": result["cpu_s"],
+        "files_per_cpu_s": len(src) / result["cpu_s"],
         "command": result["command"].replace(str(legacy), "$WORK/legacy"),
         "tail": result["output"][-300:],
     }
@@ -384,7 +386,7 @@ def scale_measures(
     *,
     repeat: int = 5,
     rebuild: bool = False,
-    reparse_upto: int = 40_000,
+    reparse_upto: int = 10_000,
     events: int = synthetic.SCALES[-1],
     manifest: dict | None = None,
     only: set[int] | None = None,
@@ -421,7 +423,11 @@ def scale_measures(
         )
         say(f"scale {n:,}: coverage, export")
         cov = timed_cli(["coverage", "--db", str(db_path), "--json"], work, f"coverage-{n}")
-        row["coverage"] = {"wall_s": cov["wall_s"], "command": cov["command"]}
+        row["coverage"] = {
+            "wall_s": cov["wall_s"],
+            "cpu_s": cov["cpu_s"],
+            "command": cov["command"],
+        }
         out = work / f"export-{n}.jsonl"
         exp = timed_cli(
             ["export", "--format", "jsonl", "--db", str(db_path), "--out", str(out)],
@@ -433,6 +439,8 @@ def scale_measures(
             "wall_s": exp["wall_s"],
             "events": lines,
             "events_per_s": lines / exp["wall_s"],
+            "cpu_s": exp["cpu_s"],
+            "events_per_cpu_s": lines / exp["cpu_s"],
             "bytes": out.stat().st_size,
             "command": exp["command"],
         }
@@ -492,6 +500,7 @@ def plots(results: dict) -> list[str]:
         ax.set_xlabel("records (thousands)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{x:g}" for x in xs])
         ax.tick_params(labelsize=7)
@@ -574,7 +583,10 @@ def combine(paths: list[Path]) -> dict:
     """Results of several runs (e.g. small sizes while the build went on, then the largest)
     as one: every size once (the later run wins), the plots drawn again."""
     parts = [json.loads(p.read_text()) for p in paths]
-    by_size = {row["records"]: row for part in parts for row in part["scales"]}
+    by_size: dict[int, dict] = {}
+    for part in parts:  # a later run's measures win; what it did not measure is kept
+        for row in part["scales"]:
+            by_size[row["records"]] = {**by_size.get(row["records"], {}), **row}
     results = {**parts[-1], "scales": [by_size[n] for n in sorted(by_size)]}
     results["seconds"] = sum(part["seconds"] for part in parts)
     results["plots"] = plots(results)
@@ -603,7 +615,7 @@ def main() -> int:
         "--snapshot-now", action="store_true", help="first snapshot what the running build holds"
     )
     parser.add_argument("--only", help="sizes to measure, e.g. 10000,40000")
-    parser.add_argument("--reparse-upto", type=int, default=40_000)
+    parser.add_argument("--reparse-upto", type=int, default=10_000)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--combine", type=Path, nargs="+", help="results to put together")
     parser.add_argument("--out", type=Path, help="splice section 8 into this BENCHMARKS.md")

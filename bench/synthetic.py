@@ -472,7 +472,9 @@ def load(mirror: Path, events: int = SCALES[-1]) -> dict | None:
 def build(mirror: Path, events: int = SCALES[-1], *, say=print) -> dict:
     """Build the synthetic archive (see the module docstring); returns its manifest."""
     home = scale_dir(mirror, events)
-    if home.exists():
+    if home.is_symlink():
+        home.unlink()
+    elif home.exists():
         shutil.rmtree(home)
     warc_dir = home / "warc"
     db_path = home / "kremlin.db"
