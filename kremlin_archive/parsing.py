@@ -1010,30 +1010,39 @@ class _Page:
                 break
         else:
             return
+        # Each element's class is read once (an lxml attribute read is not cheap) and its
+        # tokens tested as `_has` does.
         for block in content:
-            if _has(block, "read__top"):
+            classes = block.get("class")
+            if classes is None:
+                continue
+            names = classes.split()
+            if "read__top" in names:
                 self._top(block)
-            elif _has(block, "announce_date"):
+            elif "announce_date" in names:
                 self.announce = block
-            elif self.body is None and _has(block, "read__internal_content"):
+            elif self.body is None and "read__internal_content" in names:
                 self.body = block
                 self._body(block)
 
     def _top(self, top) -> None:
         for element in top.iter("h1", "div", "time"):
-            if element.get("class") is None:
+            classes = element.get("class")
+            if classes is None:
                 continue
-            if element.tag == "h1":
-                if self.title is None and _has(element, "entry-title"):
+            names = classes.split()
+            tag = element.tag
+            if tag == "h1":
+                if self.title is None and "entry-title" in names:
                     self.title = element
-            elif element.tag == "time":
-                if self.published is None and _has(element, "read__published"):
+            elif tag == "time":
+                if self.published is None and "read__published" in names:
                     self.published = element
-            elif self.lead is None and _has(element, "read__lead"):
+            elif self.lead is None and "read__lead" in names:
                 self.lead = element
-            elif self.clock is None and _has(element, "read__time"):
+            elif self.clock is None and "read__time" in names:
                 self.clock = element
-            elif self.place is None and _has(element, "read__place"):
+            elif self.place is None and "read__place" in names:
                 self.place = element
 
     def _body(self, body) -> None:
@@ -1126,9 +1135,13 @@ def _status_blocks(bottommeta) -> tuple[list, object]:
     columns, status = [], None
     if bottommeta is not None:
         for div in bottommeta.iter("div"):
-            if _has(div, "read__tagscol"):
+            classes = div.get("class")  # read once, tested as `_has` does
+            if classes is None:
+                continue
+            names = classes.split()
+            if "read__tagscol" in names:
                 columns.append(div)
-            elif status is None and _has(div, "read__status"):
+            elif status is None and "read__status" in names:
                 status = div
     return columns, status
 
