@@ -490,7 +490,14 @@ def plots(results: dict) -> list[str]:
     xs = [r["records"] / 1000 for r in rows]
     made = []
 
-    def figure(name: str, title: str, ylabel: str, series: dict, target: float | None = None):
+    def figure(
+        name: str,
+        title: str,
+        ylabel: str,
+        series: dict,
+        target: float | None = None,
+        logy: bool = False,
+    ):
         fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=100)
         for label, (x, y) in series.items():
             ax.plot(x, y, marker="o", label=label)
@@ -500,6 +507,8 @@ def plots(results: dict) -> list[str]:
         ax.set_xlabel("records (thousands)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
         ax.minorticks_off()
         ax.set_xticks(xs)
         ax.set_xticklabels([f"{x:g}" for x in xs])
@@ -565,16 +574,23 @@ def plots(results: dict) -> list[str]:
     )
     figure(
         "scale-rates",
-        "Throughput",
-        "per second",
+        "Throughput per CPU-second (log scale)",
+        "per CPU-second",
         {
-            "export (events/s)": (xs, [r["export"]["events_per_s"] for r in rows]),
-            "import-txt (files/s)": (xs, [r["import"]["files_per_s"] for r in rows]),
-            "reparse (pages/s)": (
+            "export (records)": (
+                xs,
+                [r["export"].get("events_per_cpu_s", r["export"]["events_per_s"]) for r in rows],
+            ),
+            "import-txt (files)": (
+                xs,
+                [r["import"].get("files_per_cpu_s", r["import"]["files_per_s"]) for r in rows],
+            ),
+            "reparse (pages)": (
                 [x for x, r in zip(xs, rows, strict=True) if "reparse" in r],
-                [r["reparse"]["pages_per_s"] for r in rows if "reparse" in r],
+                [r["reparse"]["events"] / r["reparse"]["cpu_s"] for r in rows if "reparse" in r],
             ),
         },
+        logy=True,
     )
     return made
 
