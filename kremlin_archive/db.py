@@ -579,6 +579,12 @@ def content_hash(content: dict[str, Any]) -> str:
     return hashlib.sha256(_json(content).encode("utf-8")).hexdigest()
 
 
+def prepare_content(t: Transcript) -> tuple[dict[str, Any], str]:
+    """`content_of(t)` and its `content_hash`: what `save_transcript` compares."""
+    content = content_of(t)
+    return content, content_hash(content)
+
+
 def tag_id(lang: str, tag: Tag) -> str:
     """Tags are identified by their catalog URL; tags without one (imports) by lang/kind/name."""
     return tag.url or f"{lang}:{tag.kind}:{tag.name}"
@@ -642,6 +648,7 @@ def save_transcript(
     *,
     now: str | None = None,
     index: personsmod.Index | None = None,
+    prepared: tuple[dict[str, Any], str] | None = None,
 ) -> SaveResult:
     """Upsert one event with its utterances, tags and person links, in one transaction.
 
@@ -656,10 +663,12 @@ def save_transcript(
     archive's names (`person_index`; a long-running writer keeps one and passes it to every
     save; without one it is read from the database). `settle_persons` redoes what depends on
     the archive once a run has stored all it will.
+
+    `prepared`: `content_of(t)` and its `content_hash`, where the caller has them already
+    (reparse computes them in its reading process).
     """
     now = now or utc_stamp()
-    content = content_of(t)
-    digest = content_hash(content)
+    content, digest = prepared or prepare_content(t)
     event_id = t.event_id
     with db.atomic():
         old = _get_event(db, event_id)
@@ -896,6 +905,16 @@ def fetch_by_warc(db: Database, filename: str, offset: int) -> dict[str, Any] | 
         )
     )
     return rows[0] if rows else None
+
+
+def fetches_of_warc_file(db: Database, filename: str) -> dict[int, dict[str, Any]]:
+    """The fetch rows whose record is in the WARC file `filename`, by offset (`fetch_by_warc`
+    for a whole file in one query: reparse reads files record by record)."""
+    found: dict[int, dict[str, Any]] = {}
+    sql = "SELECT * FROM fetches WHERE warc_filename = ? ORDER BY warc_offset, id"
+    for row in _rows(db, sql, [filename]):
+        found.setdefault(row["warc_offset"], row)
+    return found
 
 
 def new_run_id() -> str:
