@@ -5,8 +5,14 @@ after a parse-only pass (parse_event over the same pages, in the harness process
 the ratio of the two rates and of their CPU time per page. One run each, not five (a reparse
 takes about a minute on a quiet machine and several on a busy one).
 
+The reparse reads and parses in a second process while the first writes (see
+kremlin_archive/jobs/reparse.py), so its CPU time (both processes: wait4 counts the reaped
+reader) is above its wall time on an idle machine with two cores.
+
 `profile_reparse`: a reparse of the WARC of one slice crawl of section 2 under cProfile, its
-time cut into store, parse, WARC reading and fetch-row lookup and insert.
+time cut into store, parse, WARC reading and fetch-row lookup and insert. It runs with
+KREMLIN_REPARSE_WORKER=0 (reading and parsing in the same process), so that one profile sees
+every part.
 """
 
 from __future__ import annotations
@@ -96,20 +102,21 @@ def profile_reparse(work: Path, home: Path) -> dict:
     prof = work / "reparse.prof"
     fresh = work / "reparse-profiled.db"
     argv = profiled(prof, "-m", "kremlin_archive.cli", *reparse_args(fresh, home))
-    run = Run(argv, env=child_env(None), log=work / "reparse-profile.log")
+    env = {**child_env(None), "KREMLIN_REPARSE_WORKER": "0"}  # one process: one profile
+    run = Run(argv, env=env, log=work / "reparse-profile.log")
     checked(run, run.wait(), "profiled reparse")
     stats = pstats.Stats(str(prof))
     total = cum(stats, reparse.reparse)
     store = cum(stats, db.save_transcript)
     parse = cum(stats, parsing.parse_event)
     read = cum_named(stats, "iter_captures", "kremlin_archive/warc/reader.py")
-    lookup = cum(stats, db.fetch_by_warc)
+    lookup = cum(stats, db.fetches_of_warc_file)
     record = cum(stats, db.record_fetch)
     rows = [
         ("store: db.save_transcript", store),
         ("parse: parsing.parse_event", parse),
         ("read WARC: warc.iter_captures", read),
-        ("fetch row lookup: db.fetch_by_warc", lookup),
+        ("fetch row lookup: db.fetches_of_warc_file", lookup),
         ("fetch row insert: db.record_fetch", record),
     ]
     rows.append(("the rest", total - sum(x for _, x in rows)))

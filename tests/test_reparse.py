@@ -256,3 +256,145 @@ def test_seed_history_is_readable_in_datasette(archive):
     rows = response.json()["rows"]
     assert len(rows) == 1
     assert OLD_SENTENCE in rows[0]["text"]
+
+
+# -- reparse reads the files once and writes in batches (issue 17, item 3) -------------------
+
+
+def full_snapshot(database) -> dict:
+    """Content, persons, the ledger and the revisions: what a reparse rebuilds."""
+    snapshot = content_snapshot(database)
+    for name, sql in {
+        "persons": "SELECT * FROM persons ORDER BY id",
+        "turns": "SELECT event_id, seq, person_id, person_evidence FROM utterances ORDER BY 1, 2",
+        "mentions": "SELECT * FROM mentions ORDER BY event_id, seq",
+        "coverage": "SELECT id, state, answer, fetch_id, source FROM coverage ORDER BY id",
+        "revisions": "SELECT event_id, revision, content_hash, changed_fields, fetch_id, "
+        "superseded_by_fetch_id FROM revisions ORDER BY event_id, revision",
+        "fetches": "SELECT url, status, warc_filename, warc_offset, source, kind, event_id "
+        "FROM fetches ORDER BY id",
+    }.items():
+        snapshot[name] = [tuple(r) for r in database.execute(sql)]
+    return snapshot
+
+
+def no_half_events(database) -> int:
+    """Every stored event has all its turns, tags and its ledger entry; the search indexes
+    agree with the tables. Returns the number of events."""
+    events = database.execute("SELECT id, utterance_count FROM events").fetchall()
+    for event_id, turns in events:
+        stored = database.execute(
+            "SELECT count(*) FROM utterances WHERE event_id = ?", [event_id]
+        ).fetchone()[0]
+        assert stored == turns, event_id
+        state = database.execute("SELECT state FROM coverage WHERE id = ?", [event_id]).fetchone()
+        assert state == ("stored",), event_id
+    orphans = database.execute(
+        "SELECT count(*) FROM utterances WHERE event_id NOT IN (SELECT id FROM events)"
+    ).fetchone()[0]
+    assert orphans == 0
+    for fts in ("events_fts", "utterances_fts"):
+        database.execute(f"INSERT INTO {fts}({fts}) VALUES('integrity-check')")
+    return len(events)
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["inline", "worker"])
+def test_reparse_with_small_batches_and_a_worker_gives_the_same_archive(
+    archive, tmp_path, monkeypatch, worker
+):
+    """Batches of 3 captures, reading and parsing inline or in a second process: the same
+    archive as one reparse with the defaults (and as the crawl's content)."""
+    from kremlin_archive.jobs import reparse as job
+
+    reference = dbmod.open_db(tmp_path / "reference.db")
+    job.reparse(reference, archive["warc"], worker=False)
+    monkeypatch.setattr(job, "BATCH_CAPTURES", 3)
+    database = dbmod.open_db(tmp_path / "batched.db")
+    result = job.reparse(database, archive["warc"], worker=worker)
+    assert result.captures == count_rows(database, "fetches")
+    assert full_snapshot(database) == full_snapshot(reference)
+    assert content_snapshot(database) == content_snapshot(dbmod.connect(archive["db"]))
+    no_half_events(database)
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["inline", "worker"])
+def test_a_damaged_record_inside_a_batch_is_recorded_and_the_others_stored(
+    archive, tmp_path, worker
+):
+    """One corrupt event record in the middle of a file: reported (errors, stage 'warc') and
+    skipped; every other capture of its batch is stored."""
+    from kremlin_archive.jobs.reparse import reparse
+
+    damaged = tmp_path / "warc"
+    shutil.copytree(archive["warc"], damaged)
+    crawled = dbmod.connect(archive["db"])
+    victim = crawled.execute(
+        "SELECT event_id, warc_filename, warc_offset, warc_length FROM fetches "
+        "WHERE kind = 'event' AND warc_record_type = 'response' AND payload_sha256 NOT IN "
+        "(SELECT payload_sha256 FROM fetches WHERE warc_record_type = 'revisit') "
+        "ORDER BY id LIMIT 1 OFFSET 5"
+    ).fetchone()
+    event_id, filename, offset, length = victim
+    blob = bytearray((damaged / filename).read_bytes())
+    blob[offset + length // 2] ^= 0xFF
+    (damaged / filename).write_bytes(bytes(blob))
+    database = dbmod.open_db(tmp_path / "fresh.db")
+    result = reparse(database, damaged, worker=worker)
+    assert [(f, o) for f, o, _ in result.damaged] == [(filename, offset)]
+    errors = list(database.query("SELECT url, reason FROM errors WHERE stage = 'warc'"))
+    assert [e["url"] for e in errors] == [f"{filename}#{offset}"]
+    # only the damaged capture is missing: the event comes from its other captures, if any
+    crawled_events = {r[0] for r in crawled.execute("SELECT id FROM events")}
+    rebuilt_events = {r[0] for r in database.execute("SELECT id FROM events")}
+    assert crawled_events - rebuilt_events <= {event_id}
+    assert (
+        count_rows(database, "fetches") == count_rows(crawled, "fetches", "status IS NOT NULL") - 1
+    )
+    no_half_events(database)
+
+
+KILLER = """
+import os, signal, sys
+from kremlin_archive import db as dbmod
+from kremlin_archive.jobs import reparse as job
+
+job.BATCH_CAPTURES = int(sys.argv[3])
+job.BATCH_SECONDS = 3600.0
+calls = 0
+replace_children = dbmod._replace_children
+
+def dying(*args, **kwargs):  # the events row of the event is written, its turns not yet
+    global calls
+    calls += 1
+    if calls == int(sys.argv[4]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return replace_children(*args, **kwargs)
+
+dbmod._replace_children = dying
+job.reparse(dbmod.open_db(sys.argv[1]), sys.argv[2], worker=False)
+"""
+
+
+def test_a_kill_mid_batch_leaves_whole_batches_and_no_half_event(archive, tmp_path):
+    """Killed (SIGKILL) while writing the 12th event, batches of 5 captures: the database
+    holds the batches committed before, each event whole, and the search indexes agree; a
+    reparse run again completes the archive as if nothing had happened."""
+    from kremlin_archive.jobs.reparse import reparse
+
+    fresh = tmp_path / "killed.db"
+    dbmod.open_db(fresh)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(fresh), archive["warc"], "5", "12"],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -9, killed.stderr
+    database = dbmod.connect(fresh)
+    stored = no_half_events(database)
+    assert 0 < stored < 12
+    assert count_rows(database, "fetches") % 5 == 0  # whole batches only
+    reparse(database, archive["warc"])
+    reference = dbmod.open_db(tmp_path / "reference.db")
+    reparse(reference, archive["warc"])
+    assert content_snapshot(database) == content_snapshot(reference)
+    no_half_events(database)

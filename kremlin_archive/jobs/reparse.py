@@ -17,13 +17,36 @@ The SQLite file is an index over the WARC files: `reparse` walks every capture i
 
 A damaged record (truncated file, corrupt member) is reported in `errors` (stage 'warc') and
 skipped; everything readable is rebuilt.
+
+The WARC files are read once, in order (`warc.iter_captures`); the latest captures of the
+events the database holds are read back through one `warc.RecordReader` (files kept open, one
+index of revisit originals). The fetch rows of a WARC file are read in one query, not one per
+capture.
+
+Reading and parsing -- everything that needs no database: WARC records, `parse_event`, listing
+pages and feeds, content hashes -- run in a second (forked) process when there is more than
+one core (`use_worker`; KREMLIN_REPARSE_WORKER=0 keeps them in this one), beside the writes.
+It hands the captures over in WARC order, so the database is written exactly as inline.
+
+Writes go in batches: one transaction per `BATCH_CAPTURES` captures or `BATCH_SECONDS`
+seconds, whichever comes first (a commit per event cost more than the event's rows, and the
+full-text indexes are flushed once per transaction). Atomicity: each event's rows are written
+inside one savepoint (`save_transcript`), so no event is ever half stored; a kill or an
+unexpected error takes back the whole uncommitted batch and keeps the batches committed before
+it; a reparse run again finishes the work. A damaged record or a page the parser refuses is
+recorded inside the batch and does not disturb the rest of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -34,6 +57,51 @@ from ..items import coverage_state, fetch_record, http_failure_reason
 from ..timestamps import utc_stamp
 
 EVENT_STATUSES = (200,)
+BATCH_CAPTURES = 500  # captures per transaction ...
+BATCH_SECONDS = 5.0  # ... or seconds, whichever comes first
+
+
+class _Batches:
+    """One write transaction per batch of captures (see the module doc)."""
+
+    def __init__(self, db: Database, size: int, seconds: float):
+        self.conn = db.conn
+        self.size, self.seconds = size, seconds
+        self.count, self.started = 0, 0.0
+
+    def begin(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+            self.count, self.started = 0, time.monotonic()
+
+    def done(self) -> None:
+        """One capture handled: commit when the batch is full or old enough."""
+        self.count += 1
+        if self.count >= self.size or time.monotonic() - self.started >= self.seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+class _KnownFetches:
+    """The `fetches` rows of the WARC file being read, by offset: one query per file."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.filename: str | None = None
+        self.rows: dict[int, dict] = {}
+
+    def get(self, filename: str, offset: int) -> dict | None:
+        if filename != self.filename:
+            self.filename = filename
+            self.rows = dbmod.fetches_of_warc_file(self.db, filename)
+        return self.rows.get(offset)
 
 
 @dataclass
@@ -99,14 +167,144 @@ def _event_ref(url: str) -> urls.EventURL | None:
         return None
 
 
+# -- reading and parsing: what needs no database (in a worker process when there are cores) --
+
+
+@dataclass
+class Parsed:
+    transcript: parsing.Transcript
+    prepared: tuple[dict, str]  # db.prepare_content(transcript)
+
+
+# What the reader hands the writer, in WARC order: ("damaged", filename, offset, reason), or
+# ("capture", capture, ref, parsed) where `parsed` is a `Parsed` or a ParseError's reason
+# (an event page to store), a (lang, items) pair (a listing page or the feed) or None.
+Item = tuple
+
+
+def _listed_items(capture: warc.Capture) -> tuple[str, list[tuple[int, str]]] | None:
+    """A listing page or the feed: (lang, the (kremlin_id, day) pairs it names)."""
+    copy = wayback.read_capture_url(capture.url)
+    url = copy[1] if copy else capture.url
+    lang = urls.lang_of_host(url)
+    if lang is None or capture.status != 200:
+        return None
+    try:
+        if url.rstrip("/").endswith("/feed"):
+            entries = parsing.parse_feed(capture.body, url)
+            items = [(e.kremlin_id, e.published[:10]) for e in entries if e.kremlin_id]
+        elif listing_position(url)[0] != "other":
+            listing = parsing.parse_listing(capture.body, url)
+            items = [(i.kremlin_id, i.published_at[:10]) for i in listing.items]
+        else:
+            return None
+    except parsing.ParseError:
+        return None  # the crawl recorded why; nothing to list
+    return lang, items
+
+
+def _parse(capture: warc.Capture, ref: urls.EventURL | None) -> Parsed | str:
+    """The page parsed, with its content and content hash (`db.prepare_content`), or the
+    parser's reason to refuse it."""
+    try:
+        transcript = parsing.parse_event(capture.body, ref.url if ref else capture.url)
+    except parsing.ParseError as exc:
+        return str(exc)
+    return Parsed(transcript, dbmod.prepare_content(transcript))
+
+
+def _read(warc_dir: str | Path, existing: set[str]) -> Iterator[Item]:
+    """Every capture of the folder in order, with what can be read from it alone: the events
+    the database does not hold parsed (those it holds wait for their latest capture)."""
+    damaged: list[Item] = []
+
+    def on_error(filename: str, offset: int, reason: str) -> None:
+        damaged.append(("damaged", filename, offset, reason))
+
+    for capture in warc.iter_captures(warc_dir, on_error=on_error):
+        yield from damaged
+        damaged.clear()
+        ref = _event_ref(capture.url)
+        parsed: Any = None
+        if ref is None:
+            parsed = _listed_items(capture)
+        elif capture.status in EVENT_STATUSES and ref.key not in existing:
+            parsed = _parse(capture, ref)
+        yield ("capture", capture, ref, parsed)
+    yield from damaged
+
+
+CHUNK = 16  # items per message from the reading process
+
+
+def _read_into(conn: Any, warc_dir: str | Path, existing: set[str]) -> None:
+    """The reading process: `_read` sent down `conn` in chunks; ("end",) or ("raise", exc)."""
+    try:
+        chunk: list[Item] = []
+        for item in _read(warc_dir, existing):
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                conn.send(chunk)
+                chunk = []
+        chunk.append(("end",))
+        conn.send(chunk)
+    except BaseException as exc:  # handed to the writer, which raises it
+        with contextlib.suppress(Exception):
+            conn.send([("raise", exc)])
+    finally:
+        conn.close()
+
+
+def _read_elsewhere(warc_dir: str | Path, existing: set[str]) -> Iterator[Item]:
+    """`_read` in a forked process, so that reading and parsing run beside the writes."""
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_read_into, args=(sending, warc_dir, existing), name="reparse-reader", daemon=True
+    )
+    process.start()
+    sending.close()
+    try:
+        while True:
+            try:
+                chunk = receiving.recv()
+            except EOFError:
+                raise RuntimeError("the reparse reading process ended without a word") from None
+            for item in chunk:
+                if item[0] == "end":
+                    return
+                if item[0] == "raise":
+                    raise item[1]
+                yield item
+    finally:
+        receiving.close()
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+
+def use_worker() -> bool:
+    """Read and parse in a second process: with more than one core, where fork exists, unless
+    KREMLIN_REPARSE_WORKER=0."""
+    if os.environ.get("KREMLIN_REPARSE_WORKER", "").strip().lower() in ("0", "no", "off"):
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
 def reparse(
     db: Database,
     warc_dir: str | Path,
     *,
     run_id: str | None = None,
     progress: Callable[[int], None] | None = None,
+    worker: bool | None = None,
 ) -> ReparseResult:
-    """Rebuild the content tables of `db` from the WARC files in `warc_dir` (see module doc)."""
+    """Rebuild the content tables of `db` from the WARC files in `warc_dir` (see module doc).
+    `worker`: read and parse in a second process (default: `use_worker()`)."""
     run_id = run_id or dbmod.new_run_id()
     result = ReparseResult(run_id)
     dbmod.start_run(
@@ -133,25 +331,28 @@ def reparse(
             answer=answer[:200],
         )  # fmt: skip
 
-    def save(capture: warc.Capture, fetch: dict) -> None:
-        ref = _event_ref(capture.url)
-        try:
-            transcript = parsing.parse_event(capture.body, ref.url if ref else capture.url)
-        except parsing.ParseError as exc:
+    def save(
+        capture: warc.Capture,
+        ref: urls.EventURL | None,
+        fetch: dict,
+        parsed: Parsed | str,
+    ) -> None:
+        if isinstance(parsed, str):  # the parser's reason to refuse the page
             result.parse_errors += 1
             dbmod.record_error(
                 db,
                 run_id=run_id,
                 url=capture.url,
                 stage="parse",
-                reason=str(exc),
+                reason=parsed,
                 status=capture.status,
                 fetch_id=fetch["id"],
             )
             if ref is not None:
-                state = coverage_state("parse", capture.status, str(exc), fetch["source"] or "site")
-                note(ref.key, state, fetch, str(exc))
+                state = coverage_state("parse", capture.status, parsed, fetch["source"] or "site")
+                note(ref.key, state, fetch, parsed)
             return
+        transcript = parsed.transcript
         transcript.set_provenance(
             fetch,
             source_url=fetch["requested_url"] or capture.url,
@@ -162,44 +363,23 @@ def reparse(
         if transcript.source == "wayback" and ref is not None:
             # what the site had answered just before, when its answer is in the files
             transcript.site_answer = site_answers.get(ref.key)
-        outcome = dbmod.save_transcript(db, transcript, index=index)
+        outcome = dbmod.save_transcript(db, transcript, index=index, prepared=parsed.prepared)
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
-    def listed(capture: warc.Capture, fetch: dict) -> None:
-        """A listing page or the feed: the events it names enter the ledger as listed."""
-        copy = wayback.read_capture_url(capture.url)
-        url = copy[1] if copy else capture.url
-        lang = urls.lang_of_host(url)
-        if lang is None or capture.status != 200:
-            return
-        try:
-            if url.rstrip("/").endswith("/feed"):
-                entries = parsing.parse_feed(capture.body, url)
-                items = [(e.kremlin_id, e.published[:10]) for e in entries if e.kremlin_id]
-            elif listing_position(url)[0] != "other":
-                listing = parsing.parse_listing(capture.body, url)
-                items = [(i.kremlin_id, i.published_at[:10]) for i in listing.items]
-            else:
-                return
-        except parsing.ParseError:
-            return  # the crawl recorded why; nothing to list
-        dbmod.note_listed(db, lang, items, at=fetch["fetched_at"], fetch_id=fetch["id"])
-
-    for capture in warc.iter_captures(warc_dir, on_error=on_error):
+    def take(capture: warc.Capture, ref: urls.EventURL | None, parsed: Any) -> None:
         result.captures += 1
-        if progress:
-            progress(1)
         loc = capture.location
-        ref = _event_ref(capture.url)
-        fetch = dbmod.fetch_by_warc(db, loc.filename, loc.offset)
+        fetch = known.get(loc.filename, loc.offset)
         if fetch is None:
             fetch = _fetch_row(capture, ref, run_id)
             fetch["id"] = dbmod.record_fetch(db, fetch)
             result.fetches_added += 1
         if ref is None:
-            listed(capture, fetch)
-            continue
+            if parsed is not None:  # a listing page or the feed: its events are listed
+                lang, items = parsed
+                dbmod.note_listed(db, lang, items, at=fetch["fetched_at"], fetch_id=fetch["id"])
+            return
         source = fetch["source"] or "site"
         if source == "site":
             site_answers.pop(ref.key, None)
@@ -211,19 +391,48 @@ def reparse(
                 )
                 if source == "site":
                     site_answers[ref.key] = reason
-            continue
-        event_id = ref.key
-        if event_id in existing:
-            latest[event_id] = (loc, fetch)
+            return
+        if ref.key in existing:
+            latest[ref.key] = (loc, fetch)
         else:
-            save(capture, fetch)
-    for loc, fetch in latest.values():
-        try:
-            capture = warc.read_record(warc_dir, loc)
-        except warc.WarcError as exc:
-            on_error(loc.filename, loc.offset, str(exc))
-            continue
-        save(capture, fetch)
+            save(capture, ref, fetch, parsed)
+
+    if not Path(warc_dir).is_dir():
+        raise FileNotFoundError(f"WARC directory not found: {warc_dir}")
+    known = _KnownFetches(db)
+    batches = _Batches(db, BATCH_CAPTURES, BATCH_SECONDS)
+    reading = (_read_elsewhere if (use_worker() if worker is None else worker) else _read)(
+        warc_dir, existing
+    )
+    try:
+        for item in reading:
+            batches.begin()
+            if item[0] == "damaged":
+                on_error(*item[1:])
+            else:
+                take(*item[1:])
+                if progress:
+                    progress(1)
+            batches.done()
+        with warc.RecordReader(warc_dir) as records:
+            for loc, fetch in latest.values():
+                batches.begin()
+                try:
+                    capture = records.read(loc)
+                except warc.WarcError as exc:
+                    on_error(loc.filename, loc.offset, str(exc))
+                else:
+                    ref = _event_ref(capture.url)
+                    save(capture, ref, fetch, _parse(capture, ref))
+                batches.done()
+        batches.commit()
+    except BaseException:
+        batches.rollback()
+        raise
+    finally:
+        close = getattr(reading, "close", None)
+        if close:
+            close()
     # Every turn's person again, from the rebuilt labels, tags and links (and the resolver of
     # this version): reparse rebuilds persons too.
     result.persons = dbmod.settle_persons(db, rebuild=True)
