@@ -902,12 +902,14 @@ def _body_turns(
     """The `assemble_utterances` lines of the body and its person links. A bold lead without a
     colon opens a turn when the page uses the same words as a label elsewhere, or when a full
     stop closes it and it is a personal name (`_personal_name`)."""
-    labels = {part[1][0] for part in parts if part[1][0]}
+    labels = None  # the page's labels, gathered at the first bold lead (most pages have none)
     lines: list[tuple[str | None, str, bool]] = []
     mentions: list[Mention] = []
     seq = 0
     for _text, line, bare, links, label_end in parts:
         if bare is not None:
+            if labels is None:
+                labels = {part[1][0] for part in parts if part[1][0]}
             core, rest, dotted, end = bare
             if core in labels or (dotted and _personal_name(core)):
                 line, label_end = (core, rest, False), end
