@@ -185,3 +185,28 @@ def test_a_tag_listed_twice_is_not_reported_as_a_changed_field(db):
     assert dbmod.save_transcript(db, make_transcript(tags=[tag, tag])).outcome == "unchanged"
     edited = dbmod.save_transcript(db, make_transcript(tags=[tag, tag], title="Другое"))
     assert edited.changed_fields == ("title",)
+
+
+def test_the_queries_of_every_fetch_and_page_use_their_index(tmp_path):
+    """Found on the 40k synthetic archive (BENCHMARKS.md section 8): without ANALYZE, SQLite
+    planned the last 200 fetch of a URL on the index of `status` (every 200 fetch read, per
+    call), and the transcript page's twin lookup had no index at all."""
+    database = dbmod.open_db(tmp_path / "k.db")
+    for status in (200, 200, 404):  # as ANALYZE-less as a real archive: no statistics
+        database.execute(
+            "INSERT INTO fetches (url, status, fetched_at) VALUES (?, ?, ?)",
+            ["http://en.kremlin.ru/events/president/news/1", status, "2026-01-01T00:00:00Z"],
+        )
+    traced: list[str] = []
+    database.conn.set_trace_callback(traced.append)  # the statement as run, values bound
+    assert dbmod.last_fetch_validators(database, "http://en.kremlin.ru/events/president/news/1")
+    database.conn.set_trace_callback(None)
+    [query] = [q for q in traced if "FROM fetches WHERE url" in q]
+    plan = " ".join(row[3] for row in database.execute("EXPLAIN QUERY PLAN " + query))
+    assert "USING INDEX idx_fetches_url_id" in plan, plan
+    plan = " ".join(
+        row[3] for row in database.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE twin_id = ?", ["en-1"]
+        )
+    )  # fmt: skip
+    assert "idx_events_twin_id" in plan, plan
