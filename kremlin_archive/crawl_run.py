@@ -6,6 +6,17 @@ database. `run_crawl` runs a spider in this process for the command line.
 Opened on `spider_opened`, closed on `spider_closed`, where the run row gets its status
 (finished | blocked | interrupted | failed) and its counts from the crawl stats.
 
+Writes go off the event loop (`store_writer.StoreWriter`): one writer thread owns the write
+connection and the WARC writer and runs every write of the run in the order it was submitted
+-- awaited where the caller needs the answer (`await run.call(fn, ...)`: a fetch's id, an
+event's outcome), posted where it does not (`run.post(fn, ...)`: `errors` rows, coverage
+notes). `run.db` is the event loop's own connection, for reads: reading it first waits until
+every write submitted so far is done, so a read sees the run's writes as if they were made in
+place. The queue is drained before the run row is finished; if the writer fails, the run
+writes what the writer had left, records why and stops as 'failed'. Without a running event
+loop (components driven by hand, in unit tests) or with KREMLIN_WRITER_THREAD off, every write
+runs in place, on the one connection.
+
 Nothing that goes wrong stays in the log only: a callback that raises (`spider_error`) or a
 pipeline that raises (`item_error`) becomes an `errors` row, a partial WARC record left by a
 killed run and repaired on open becomes an `errors` row (stage 'warc'), and `stop()` ends a run
@@ -20,6 +31,8 @@ import asyncio
 import json
 import logging
 import os
+import threading
+from collections.abc import Coroutine
 from typing import Any
 
 from scrapy import signals
@@ -31,6 +44,7 @@ from .discovery import format_id_ranges
 from .items import Transcript, coverage_state, http_failure_reason
 from .lock import RunLock
 from .request_meta import Meta
+from .store_writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +52,18 @@ logger = logging.getLogger(__name__)
 def current_run(crawler) -> CrawlRun | None:
     """The run of this crawl (None when the extension is not enabled)."""
     return crawler.get_extension(CrawlRun)
+
+
+def resolved(coro: Coroutine) -> Any:
+    """The result of a coroutine that never waits (every write of the run in place): lets a
+    component's one async implementation answer synchronously when there is no writer
+    thread."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a write in place had to wait")
 
 
 STATUS_BY_REASON = {
@@ -63,8 +89,14 @@ class CrawlRun:
         if settings.getbool("KREMLIN_LOCK") and not settings.getbool("KREMLIN_LOCK_HELD"):
             # Taken here, before anything is opened, so a second run fails before it fetches.
             self.lock = RunLock(self.db_path).acquire()
-        self.db = None
+        self._db = None
         self.warc = None
+        self.writer: StoreWriter | None = None
+        self.writer_thread = settings.getbool("KREMLIN_WRITER_THREAD", True)
+        self.writer_capacity = settings.getint("KREMLIN_WRITER_QUEUE", 64)
+        self.writer_failure: BaseException | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._closing_run = False
         self.stopping: str | None = None  # the reason, once stop() was called
         # url -> retry Request not sent yet (middlewares.BackoffRetryMiddleware keeps it)
         self.retries_pending: dict[str, Any] = {}
@@ -83,10 +115,10 @@ class CrawlRun:
     # -- lifecycle ------------------------------------------------------------------------
 
     def spider_opened(self, spider) -> None:
-        self.db = dbmod.open_db(self.db_path)
-        dbmod.mark_stale_runs(self.db)
+        self._db = dbmod.open_db(self.db_path)
+        dbmod.mark_stale_runs(self._db)
         # The archive's names of persons, grown by every event the run stores (db.py).
-        self.person_index = dbmod.person_index(self.db)
+        self.person_index = dbmod.person_index(self._db)
         arguments = getattr(spider, "given_arguments", None)
         if arguments is None:  # a spider of another project: its plain public attributes
             arguments = {
@@ -96,7 +128,7 @@ class CrawlRun:
             }
             arguments.pop("name", None)
         dbmod.start_run(
-            self.db,
+            self._db,
             run_id=self.run_id,
             spider=spider.name,
             command=self.command,
@@ -105,7 +137,7 @@ class CrawlRun:
         if self.warc_enabled:
             from .warc import WarcWriter
 
-            identity = dbmod.identity_of(self.db)
+            identity = dbmod.identity_of(self._db)
             self.warc = WarcWriter(
                 self.warc_dir,
                 run_id=self.run_id,
@@ -123,14 +155,93 @@ class CrawlRun:
                     reason=f"repaired {name}: removed {removed} bytes of a partial record at "
                     f"its end (left by an interrupted run; kept as {name}.removed-tail-*)",
                 )
+        self.start_writer()
         self.crawler.stats.set_value("kremlin/run_id", self.run_id)
         logger.info("run %s: database %s, WARC %s", self.run_id, self.db_path, self.warc_dir)
 
-    def spider_closed(self, spider, reason) -> None:
+    def start_writer(self) -> None:
+        """The writer thread, when an event loop runs to hand its answers to."""
         try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if not self.writer_thread:
+            return
+        self._loop_thread = threading.current_thread()
+        warc = self.warc
+        self.writer = StoreWriter(
+            lambda: dbmod.connect(self.db_path),
+            loop=loop,
+            fallback_db=lambda: self._db,
+            on_failure=self.writer_failed,
+            capacity=self.writer_capacity,
+            close=warc.close if warc is not None else None,
+        ).start()
+
+    def stop_writer(self) -> None:
+        """Write everything queued, close the writer's connection and WARC file, end it."""
+        writer = self.writer
+        if writer is None:
+            return
+        writer.close()  # (reports a failure, if it failed)
+        self.writer = None
+
+    def writer_failed(self, exc: BaseException) -> None:
+        """The writer stopped on an error (what it had left, and every write after, is written
+        in place): record why, and stop the run as failed."""
+        self.writer_failure = exc
+        reason = f"the writer failed: {exc!r}; the run stops"[:500]
+        self.crawler.stats.set_value("kremlin/writer_failed", reason)
+        if self.stopping or self._closing_run:
+            self.record_error(url=None, stage="store", reason=reason)
+        else:
+            self.stop("failed", reason, stage="store")
+
+    # -- writes and reads -----------------------------------------------------------------
+
+    @property
+    def db(self):
+        """The run's connection for reads on the event loop (and for every write when there is
+        no writer thread). Reading waits for the writes submitted before."""
+        writer = self.writer
+        if writer is not None and threading.current_thread() is self._loop_thread:
+            writer.drain()
+        return self._db
+
+    @property
+    def opened(self) -> bool:
+        """Whether the run has its database (between spider_opened and spider_closed); unlike
+        `db`, asking does not wait for the writer."""
+        return self._db is not None
+
+    @property
+    def threaded(self) -> bool:
+        """Whether writes run on the writer thread (components then answer with coroutines)."""
+        return self.writer is not None
+
+    async def call(self, fn, *args, **kwargs) -> Any:
+        """`fn(db, *args, **kwargs)`, a write (or a read that must follow the writes before
+        it), in order with every other write of the run; its result."""
+        writer = self.writer
+        if writer is None:
+            return fn(self._db, *args, **kwargs)
+        return await writer.call(fn, *args, **kwargs)
+
+    def post(self, fn, *args, **kwargs) -> None:
+        """`fn(db, *args, **kwargs)`, a write nobody waits for, in order with the others."""
+        writer = self.writer
+        if writer is not None:
+            writer.post(fn, *args, **kwargs)
+        elif self._db is not None:
+            fn(self._db, *args, **kwargs)
+
+    def spider_closed(self, spider, reason) -> None:
+        self._closing_run = True
+        try:
+            self.stop_writer()
             if self.warc is not None:
                 self.warc.close()
-            if self.db is not None:
+            if self._db is not None:
                 self.record_unsent_retries(reason)
                 counts = self.counts()
                 if counts["events_unfinished"] and reason == "finished":
@@ -143,16 +254,18 @@ class CrawlRun:
                     )
                     counts = self.counts()
                 status = STATUS_BY_REASON.get(reason, "failed")
+                if self.writer_failure is not None:
+                    status = "failed"
                 counts |= self.window_counts(spider)
                 counts["persons"] = self.settle_persons(counts)
                 if status == "finished" and (counts["ids_unaccounted"] or counts["window_short"]):
                     # Not every id of the window is stored or known absent: say so.
                     status = "incomplete"
                 dbmod.finish_run(
-                    self.db, self.run_id, status=status, finish_reason=reason, counts=counts
+                    self._db, self.run_id, status=status, finish_reason=reason, counts=counts
                 )
                 logger.info("run %s %s: %s", self.run_id, status, json.dumps(counts))
-                self.db.close()
+                self._db.close()
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -163,7 +276,7 @@ class CrawlRun:
         if not (counts["events_new"] or counts["events_changed"] or counts["events_unchanged"]):
             return None
         try:
-            return dbmod.settle_persons(self.db)
+            return dbmod.settle_persons(self._db)
         except Exception as exc:  # the settle rolled back; the turns keep their persons
             logger.exception("run %s: persons not settled", self.run_id)
             self.record_error(url=None, stage="store", reason=f"persons not settled: {exc!r}")
@@ -228,7 +341,9 @@ class CrawlRun:
             self.crawler.stats.set_value(f"kremlin/{key}", counts[key])
         return counts
 
-    def stop(self, reason: str, message: str, *, url=None, status=None, fetch_id=None) -> None:
+    def stop(
+        self, reason: str, message: str, *, url=None, status=None, fetch_id=None, stage="fetch"
+    ) -> None:
         """End the crawl cleanly as `reason` (e.g. 'blocked' -> runs.status 'blocked', exit
         code 3), once; `message` goes into `errors` (stage 'fetch') and the log.
 
@@ -242,7 +357,7 @@ class CrawlRun:
         self.crawler.stats.set_value(f"kremlin/{reason}", True)
         self.record_error(
             url=url,
-            stage="fetch",
+            stage=stage,
             reason=f"{reason}: {message}",
             status=status,
             fetch_id=fetch_id,
@@ -284,8 +399,8 @@ class CrawlRun:
             )
             if meta.get(Meta.EVENT_ID):
                 state = coverage_state("fetch", status, last)
-                dbmod.note_coverage(
-                    self.db, meta[Meta.EVENT_ID], state, fetch_id=fetch.get("id"),
+                self.post(
+                    dbmod.note_coverage, meta[Meta.EVENT_ID], state, fetch_id=fetch.get("id"),
                     run_id=self.run_id, answer=message[:200],
                 )  # fmt: skip
 
@@ -335,19 +450,20 @@ class CrawlRun:
             status=fetch.get("status") if redirects else None,
             fetch_id=fetch.get("id") if redirects else None,
         )
-        if meta.get(Meta.EVENT_ID) and self.db is not None:
-            dbmod.note_coverage(
-                self.db, meta[Meta.EVENT_ID], "failed", fetch_id=fetch.get("id"),
+        if meta.get(Meta.EVENT_ID) and self._db is not None:
+            self.post(
+                dbmod.note_coverage, meta[Meta.EVENT_ID], "failed", fetch_id=fetch.get("id"),
                 run_id=self.run_id, answer=reason[:200],
             )  # fmt: skip
 
     def note_failed(self, event_id: str | None, failure, fetch_id: int | None) -> None:
         """A bug lost an event's answer: the ledger says failed (ask again)."""
-        if event_id and self.db is not None:
+        if event_id and self._db is not None:
             answer = f"unexpected {failure.type.__name__}: {failure.getErrorMessage()}"[:200]
-            dbmod.note_coverage(
-                self.db, event_id, "failed", fetch_id=fetch_id, run_id=self.run_id, answer=answer
-            )
+            self.post(
+                dbmod.note_coverage, event_id, "failed", fetch_id=fetch_id, run_id=self.run_id,
+                answer=answer,
+            )  # fmt: skip
 
     def record_error(
         self, *, url, stage, reason, status=None, fetch_id=None, quiet: bool = False
@@ -359,9 +475,9 @@ class CrawlRun:
         # recorded without repeating it on the console.
         level = logging.INFO if quiet or self.stopping else logging.WARNING
         logger.log(level, "%s error for %s: %s", stage, url, reason)
-        if self.db is not None:
-            dbmod.record_error(
-                self.db,
+        if self._db is not None:
+            self.post(
+                dbmod.record_error,
                 run_id=self.run_id,
                 url=url,
                 stage=stage,

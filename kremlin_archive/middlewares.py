@@ -34,7 +34,7 @@ from scrapy.utils.response import response_status_message
 
 from . import db as dbmod
 from . import urls, wayback
-from .crawl_run import current_run
+from .crawl_run import current_run, resolved
 from .items import fetch_record
 from .request_meta import Meta
 from .timestamps import utc_stamp
@@ -53,6 +53,13 @@ def _header_pairs(headers) -> list[tuple[str, str]]:
 
 
 class FetchRecorderMiddleware:
+    """Every response as received goes to WARC and a `fetches` row, every transport failure
+    to a `fetches` row, before the response (or failure) travels on with the row in
+    `request.meta[Meta.FETCH]` (its id included). The revisit lookup, the WARC record and the
+    row are one job of the run's writer (`record_exchange`), so they follow every earlier
+    write of the run and the row names the record written just before it; the response waits
+    for the job (off the event loop when the run has a writer thread)."""
+
     def __init__(self, crawler):
         self.crawler = crawler
         base = crawler.settings.get("KREMLIN_WAYBACK_URL")
@@ -64,58 +71,38 @@ class FetchRecorderMiddleware:
 
     def process_response(self, request, response):
         run = current_run(self.crawler)
-        if run is None or run.db is None:
+        if run is None or not run.opened:
             return response
-        fetched_at = dt.datetime.now(dt.UTC)
-        response_headers = _header_pairs(response.headers)
-        lower = {k.lower(): v for k, v in response_headers}
-        payload = decode_content(response.body, lower.get("content-encoding"))
-        location = None
-        if run.warc is not None:
-            try:
-                location = self._write_warc(
-                    run, request, response, response_headers, payload, fetched_at
-                )
-            except Exception as exc:  # the fetch row must exist even if WARC writing failed
-                logger.exception("WARC write failed for %s", request.url)
-                run.record_error(url=request.url, stage="warc", reason=repr(exc))
-        error = None
-        partial = {"partial", "dataloss"} & set(response.flags)
-        if partial:
-            # Only with DOWNLOAD_FAIL_ON_DATALOSS=False: the body may be cut short. The parser
-            # refuses a page without its end; the fetch says why.
-            error = f"incomplete body ({', '.join(sorted(partial))}): the connection closed early"
-        row = fetch_record(
-            **self.request_fields(run, request),
-            fetched_at=utc_stamp(fetched_at),
-            final_url=response.url,
-            status=response.status,
-            headers=lower,
-            payload=payload,
-            error=error,
-            warc=location,
-        )
-        self._record(run, request, row)
-        return response
+        coro = self._process_response(run, request, response)
+        return coro if run.threaded else resolved(coro)
 
-    def _write_warc(self, run, request, response, response_headers, payload, fetched_at):
-        revisit_of = None
-        if response.status == 200 and payload:
-            sha = hashlib.sha256(payload).hexdigest()
-            revisit_of = dbmod.last_capture_of_payload(run.db, request.url, sha)
-        location, _request_location = run.warc.write_exchange(
-            url=request.url,
+    async def _process_response(self, run, request, response):
+        partial = {"partial", "dataloss"} & set(response.flags)
+        # Only with DOWNLOAD_FAIL_ON_DATALOSS=False: the body may be cut short. The parser
+        # refuses a page without its end; the fetch says why.
+        error = (
+            f"incomplete body ({', '.join(sorted(partial))}): the connection closed early"
+            if partial
+            else None
+        )
+        row, fetch_id, warc_error = await run.call(
+            record_exchange,
+            run.warc,
+            fields=self.request_fields(run, request),
+            fetched_at=dt.datetime.now(dt.UTC),
             method=request.method,
             request_headers=_header_pairs(request.headers),
             status=response.status,
-            reason=response_status_message(response.status).partition(" ")[2],
-            response_headers=response_headers,
-            body=payload,
-            fetched_at=fetched_at,
+            final_url=response.url,
+            response_headers=_header_pairs(response.headers),
+            body=response.body,
             remote_ip=str(response.ip_address) if response.ip_address else None,
-            revisit_of=revisit_of,
+            error=error,
         )
-        return location
+        if warc_error is not None:  # the fetch row exists even though the WARC write failed
+            run.record_error(url=request.url, stage="warc", reason=repr(warc_error))
+        self._recorded(request, row, fetch_id)
+        return response
 
     def request_fields(self, run, request) -> dict:
         """The `fetches` columns that describe the request (the same for answers and failures):
@@ -133,14 +120,13 @@ class FetchRecorderMiddleware:
             "method": request.method,
         }
 
-    def _record(self, run, request, row: dict) -> None:
-        fetch_id = dbmod.record_fetch(run.db, row)
+    def _recorded(self, request, row: dict, fetch_id: int) -> None:
         self.crawler.stats.inc_value("kremlin/fetches")
         request.meta[Meta.FETCH] = {**row, "id": fetch_id}
 
     def process_exception(self, request, exception):
         run = current_run(self.crawler)
-        if run is None or run.db is None:
+        if run is None or not run.opened:
             return None
         if isinstance(exception, IgnoreRequest):
             return None  # nothing was sent (offsite, robots.txt): the errback records why
@@ -149,8 +135,71 @@ class FetchRecorderMiddleware:
             fetched_at=utc_stamp(),
             error=f"{type(exception).__name__}: {exception_text(exception)}"[:500],
         )
-        self._record(run, request, row)
+        coro = self._record_failure(run, request, row)
+        return coro if run.threaded else resolved(coro)
+
+    async def _record_failure(self, run, request, row: dict) -> None:
+        fetch_id = await run.call(dbmod.record_fetch, row)
+        self._recorded(request, row, fetch_id)
         return None
+
+
+def record_exchange(
+    db,
+    warc,
+    *,
+    fields: dict,
+    fetched_at: dt.datetime,
+    method: str,
+    request_headers: list[tuple[str, str]],
+    status: int,
+    final_url: str,
+    response_headers: list[tuple[str, str]],
+    body: bytes,
+    remote_ip: str | None,
+    error: str | None,
+) -> tuple[dict, int, Exception | None]:
+    """One exchange into the archive, on the run's writer: its WARC record (a revisit when the
+    last response record of the URL holds the same payload), then its `fetches` row naming
+    that record. Returns (row, fetch id, the WARC write's exception or None): a WARC failure
+    leaves the row without a location, never without a row."""
+    url = fields["url"]
+    lower = {k.lower(): v for k, v in response_headers}
+    payload = decode_content(body, lower.get("content-encoding"))
+    location = None
+    warc_error = None
+    if warc is not None:
+        try:
+            revisit_of = None
+            if status == 200 and payload:
+                sha = hashlib.sha256(payload).hexdigest()
+                revisit_of = dbmod.last_capture_of_payload(db, url, sha)
+            location, _request_location = warc.write_exchange(
+                url=url,
+                method=method,
+                request_headers=request_headers,
+                status=status,
+                reason=response_status_message(status).partition(" ")[2],
+                response_headers=response_headers,
+                body=payload,
+                fetched_at=fetched_at,
+                remote_ip=remote_ip,
+                revisit_of=revisit_of,
+            )
+        except Exception as exc:  # the fetch row must exist even if WARC writing failed
+            logger.exception("WARC write failed for %s", url)
+            warc_error = exc
+    row = fetch_record(
+        **fields,
+        fetched_at=utc_stamp(fetched_at),
+        final_url=final_url,
+        status=status,
+        headers=lower,
+        payload=payload,
+        error=error,
+        warc=location,
+    )
+    return row, dbmod.record_fetch(db, row), warc_error
 
 
 class ConditionalRequestMiddleware:

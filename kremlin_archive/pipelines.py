@@ -4,7 +4,8 @@
                         problems counted in stats as `kremlin/field/<name>/missing|invalid`; an
                         invalid record is dropped and recorded in `errors` (stage 'validate'),
                         never stored half-right.
-800 StorePipeline     — upsert through db.py (one transaction per event) and `errors` rows for
+800 StorePipeline     — upsert through db.py (one transaction per event, on the run's writer:
+                        the item waits for it off the event loop) and `errors` rows for
                         CrawlError items (an event's CrawlError is counted as failed where it is
                         made, in spiders/base.py: listing and input errors are not events).
 900 CoveragePipeline  — the coverage ledger: what errors, redirects and listings say of each
@@ -18,12 +19,25 @@ from __future__ import annotations
 from scrapy.exceptions import DropItem
 
 from . import db as dbmod
-from .crawl_run import CrawlRun, current_run
+from .crawl_run import CrawlRun, current_run, resolved
 from .items import CrawlError, Listed, Observed, Transcript, coverage_state, validation_problems
 
 # Optional fields whose absence is counted (not an error): a place is absent on calls and
 # statements, a lead on about half the pages.
 COUNTED_OPTIONAL_FIELDS = ("lead", "place", "paragraphs", "tags", "utterances")
+
+
+def _threaded(run) -> bool:
+    """Whether the run writes on its writer thread (then a pipeline answers with a coroutine
+    that awaits the write); a stand-in for the run in tests may not have one."""
+    return getattr(run, "threaded", False)
+
+
+async def _write(run, fn, *args, **kwargs):
+    """`fn(db, ...)` on the run's writer, or in place on `run.db` when it writes in place."""
+    if not _threaded(run):
+        return fn(run.db, *args, **kwargs)
+    return await run.call(fn, *args, **kwargs)
 
 
 class _RunPipeline:
@@ -66,6 +80,12 @@ class ValidatePipeline(_RunPipeline):
 class StorePipeline(_RunPipeline):
     def process_item(self, item):
         run = self.run
+        if not isinstance(item, Transcript):
+            return self._record(run, item)
+        coro = self._store(run, item)
+        return coro if _threaded(run) else resolved(coro)
+
+    def _record(self, run, item):
         if isinstance(item, CrawlError):
             run.record_error(
                 url=item.url,
@@ -74,11 +94,11 @@ class StorePipeline(_RunPipeline):
                 status=item.status,
                 fetch_id=item.fetch_id,
             )
-            return item
-        if not isinstance(item, Transcript):
-            return item
+        return item
+
+    async def _store(self, run, item: Transcript):
         try:
-            result = dbmod.save_transcript(run.db, item, index=run.person_index)
+            result = await _write(run, dbmod.save_transcript, item, index=run.person_index)
         except Exception as exc:  # the transaction rolled back: nothing half-written
             self.stats.inc_value("kremlin/events/failed")
             run.record_error(url=item.url, stage="store", reason=repr(exc), fetch_id=item.fetch_id)
@@ -100,19 +120,24 @@ class CoveragePipeline(_RunPipeline):
         if isinstance(item, CrawlError) and item.event_id:
             state = coverage_state(item.stage, item.status, item.reason, item.source)
             self.stats.inc_value(f"kremlin/coverage/{state}")
-            dbmod.note_coverage(
-                run.db, item.event_id, state, fetch_id=item.fetch_id, run_id=run.run_id,
-                answer=item.reason[:200],
+            run.post(
+                dbmod.note_coverage, item.event_id, state, fetch_id=item.fetch_id,
+                run_id=run.run_id, answer=item.reason[:200],
             )  # fmt: skip
         elif isinstance(item, Observed):
             self.stats.inc_value(f"kremlin/coverage/{item.state}")
-            dbmod.note_coverage(
-                run.db, item.event_id, item.state, fetch_id=item.fetch_id, run_id=run.run_id,
-                answer=item.answer,
+            run.post(
+                dbmod.note_coverage, item.event_id, item.state, fetch_id=item.fetch_id,
+                run_id=run.run_id, answer=item.answer,
             )  # fmt: skip
         elif isinstance(item, Listed):
-            new = dbmod.note_listed(
-                run.db, item.lang, item.items, fetch_id=item.fetch_id, run_id=run.run_id
-            )
-            self.stats.inc_value("kremlin/coverage/listed", new)
+            coro = self._listed(run, item)
+            return coro if _threaded(run) else resolved(coro)
+        return item
+
+    async def _listed(self, run, item: Listed):
+        new = await _write(
+            run, dbmod.note_listed, item.lang, item.items, fetch_id=item.fetch_id, run_id=run.run_id
+        )
+        self.stats.inc_value("kremlin/coverage/listed", new)
         return item

@@ -509,6 +509,29 @@ elif POINT == "warc":
 
     warc.WarcWriter._new_file = torn_new_file
 
+elif POINT == "queued":
+    # the writer thread is slowed down (a pause inside each event's transaction) so that writes
+    # queue up behind it; the process dies once NTH of them wait, the writer busy with another
+    import time
+
+    from kremlin_archive import db, store_writer
+
+    replace_children = db._replace_children
+
+    def slow_replace_children(database, t, *args):
+        replace_children(database, t, *args)
+        time.sleep(0.1)
+
+    put = store_writer.StoreWriter._put
+
+    def killing_put(self, job):
+        put(self, job)
+        if self.queued >= NTH:
+            die()
+
+    db._replace_children = slow_replace_children
+    store_writer.StoreWriter._put = killing_put
+
 from kremlin_archive.cli import main
 
 main()
@@ -538,7 +561,7 @@ def count_events(db_path: Path) -> int:
         return 0
 
 
-@pytest.mark.parametrize("point", ["transaction", "warc", "between-pages"])
+@pytest.mark.parametrize("point", ["transaction", "warc", "between-pages", "queued"])
 def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
     point, replay, tmp_path, mirror_dir
 ):
@@ -554,7 +577,7 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
     else:
         launcher = tmp_path / "killer.py"
         launcher.write_text(KILLER)
-        nth = {"transaction": 3, "warc": 6}[point]
+        nth = {"transaction": 3, "warc": 6, "queued": 5}[point]
         process = start_crawl(
             replay, home, launcher, env={"KILL_POINT": point, "KILL_NTH": str(nth)}
         )
@@ -577,8 +600,12 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
     list(warc.iter_captures(warc_dir, on_error=lambda *a: damage.append(a)))
     if point == "warc":
         assert len(damage) == 1 and damage[0][0] == warc.warc_files(warc_dir)[-1].name
+    elif point == "queued":  # the writer may have been inside a WARC record: its tail, at most
+        assert damage == [] or [d[0] for d in damage] == [warc.warc_files(warc_dir)[-1].name]
+        assert killed_events < len(DAYS_IDS)  # the queued writes were lost whole
     else:
         assert damage == []
+    torn_at_kill = damage
 
     # the next run: repairs the WARC tail (and says so), marks the killed run, completes
     replay.clear_faults()
@@ -598,8 +625,73 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
         assert torn and repair["run_id"] == resumed.run_row["id"]
         kept = list(warc_dir.glob(f"{torn[1]}.removed-tail-*"))
         assert len(kept) == 1 and kept[0].stat().st_size == int(torn[2])
+    elif point == "queued":
+        assert len(repairs) == len(torn_at_kill)
     else:
         assert repairs == []
+    assert_sound(db_path, warc_dir)
+
+
+# -- the writer thread crashes ----------------------------------------------------------------
+
+# Runs the CLI with the writer thread's own machinery raising at its NTH job (outside the
+# job's handling): the writer is broken, not a write.
+CRASHER = r"""
+import os
+
+from kremlin_archive import store_writer
+
+NTH = int(os.environ["CRASH_NTH"])
+calls = 0
+run_job = store_writer.StoreWriter._run_job
+
+
+def crashing_run_job(self, job):
+    global calls
+    calls += 1
+    if calls == NTH:
+        raise RuntimeError("planted writer crash")
+    return run_job(self, job)
+
+
+store_writer.StoreWriter._run_job = crashing_run_job
+
+from kremlin_archive.cli import main
+
+main()
+"""
+
+
+def test_a_crash_of_the_writer_thread_fails_the_run_and_loses_nothing(replay, tmp_path, mirror_dir):
+    """The writer thread breaks in the middle of a crawl: the run records why and stops as
+    failed; what the writer had not written is written in place (every request has its fetch
+    row and WARC record, every answer its outcome: counts add up, nothing half-written), and
+    the next run completes the archive."""
+    launcher = tmp_path / "crasher.py"
+    launcher.write_text(CRASHER)
+    home = tmp_path / "archive"
+    process = start_crawl(replay, home, launcher, env={"CRASH_NTH": "8"})
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr.decode()[-3000:]
+    assert "planted writer crash" in stderr.decode()
+    db_path, warc_dir = home / "kremlin.db", home / "warc"
+    assert_sound(db_path, warc_dir)
+    database = dbmod.connect(db_path)
+    [crashed] = database.query("SELECT * FROM runs")
+    assert (crashed["status"], crashed["finish_reason"]) == ("failed", "failed")
+    [why] = database.query("SELECT * FROM errors WHERE reason LIKE '%writer failed%'")
+    assert why["stage"] == "store" and "RuntimeError('planted writer crash')" in why["reason"]
+    damage = []
+    list(warc.iter_captures(warc_dir, on_error=lambda *a: damage.append(a)))
+    assert damage == []
+    database.close()
+
+    resumed = cli_run(replay, home, "crawl", *DAYS)
+    assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
+    statuses = {r["id"]: r["status"] for r in resumed.rows("SELECT id, status FROM runs")}
+    assert statuses == {crashed["id"]: "failed", resumed.run_row["id"]: "finished"}
+    assert event_ids(resumed) == DAYS_IDS
+    assert_stored_as_captured(resumed, mirror_dir, DAYS_IDS)
     assert_sound(db_path, warc_dir)
 
 
