@@ -167,16 +167,7 @@ def summary(w: Write, r: dict, ok: dict[str, bool]) -> None:
         if not ok
     ]
     if r.get("scale"):
-        sm = scale_met(r["scale"])
-        missed += [
-            name
-            for name, key in (
-                ("whole-site Datasette", "datasette"),
-                ("whole-site refresh", "refresh_local"),
-                ("refresh growth", "refresh_growth"),
-            )
-            if not sm[key]
-        ]
+        missed += scale_missed(r["scale"])
     if missed:
         w(
             f"Missed: {', '.join(missed)} — by how much and where the time goes is in the "
@@ -651,6 +642,19 @@ SCALE_TARGETS = {
 }
 
 
+SCALE_TARGETS = (
+    ("whole-site Datasette", "datasette"),
+    ("whole-site refresh", "refresh_local"),
+    ("refresh growth", "refresh_growth"),
+)
+
+
+def scale_missed(s: dict) -> list[str]:
+    """The names of the whole-site targets (section 8) that are missed."""
+    met = scale_met(s)
+    return [name for name, key in SCALE_TARGETS if not met[key]]
+
+
 def scale_met(s: dict) -> dict[str, bool]:
     rows = s["scales"]
     big, small = rows[-1], rows[0]
@@ -999,16 +1003,7 @@ def splice_scale(old: str, r: dict) -> str:
     if start is not None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
         table = [i for i in range(start, end or len(lines)) if re.match(r"\| \d \| ", lines[i])]
-        sm = scale_met(r["scale"])
-        missing = [
-            name
-            for name, key in (
-                ("whole-site Datasette", "datasette"),
-                ("whole-site refresh", "refresh_local"),
-                ("refresh growth", "refresh_growth"),
-            )
-            if not sm[key]
-        ]
+        missing = scale_missed(r["scale"])
         for i in range(start, end or len(lines)):
             if lines[i].startswith("Missed: ") and missing:
                 named = lines[i].removeprefix("Missed: ").split(" — ")[0].split(", ")

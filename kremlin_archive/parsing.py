@@ -822,18 +822,25 @@ def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
         return text, (None, text, False), None, links, -1
     colon = _bold_label_zone(runs)
     if colon >= 0:
-        split = _split_label(text, known)
-        if split is None:
-            label, _, rest = text.partition(":")
-            label, rest = normalize_text(label), rest.strip()
-            if rest and _single_name(label):
-                split = (label, rest)
+        split = _label_split(text, known)
         # A paragraph in bold from start to end whose text goes on after the colon is a
         # heading ("Speeches at the opening of the Imperial Capitals: St Petersburg – …").
         if split and not (split[1] and _all_bold(runs)):
             return text, (split[0], split[1], False), None, links, colon
         return text, (None, text, False), None, links, -1
     return text, (None, text, False), _bold_lead(runs), links, -1
+
+
+def _label_split(text: str, known: dict[str, tuple[str, bool]]) -> tuple[str, str] | None:
+    """A paragraph whose bold start holds a colon: (label, rest) when the part before the colon
+    is a speaker label, or a single name followed by text ("Alina: …"); else None."""
+    split = _split_label(text, known)
+    if split is None:
+        label, _, rest = text.partition(":")
+        label, rest = normalize_text(label), rest.strip()
+        if rest and _single_name(label):
+            split = (label, rest)
+    return split
 
 
 def _bold_paragraph(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _Para | None:
@@ -864,12 +871,7 @@ def _bold_paragraph(head: str | None, child, known: dict[str, tuple[str, bool]])
     else:
         colon = _bold_label_zone(runs)
     if colon >= 0:
-        split = _split_label(text, known)
-        if split is None:
-            label, _, rest = text.partition(":")
-            label, rest = normalize_text(label), rest.strip()
-            if rest and _single_name(label):
-                split = (label, rest)
+        split = _label_split(text, known)
         # All bold (a heading) when nothing but whitespace follows the bold text.
         if split and not (split[1] and (not tail or tail.isspace())):
             return text, (split[0], split[1], False), None, (), colon
