@@ -192,7 +192,8 @@ def listing_walk_reach(mirror: Path, work: Path) -> dict:
     by_date = [p.stem for p in (news / "by-date").glob("*.html")]
     return {
         "returncode": result["returncode"],
-        "message": said.group(1).strip() if said else None,
+        # the resume command it names, with paths as a reader can retype them
+        "message": said.group(1).strip().replace(str(work), "$WORK") if said else None,
         "listing_pages": len(list((news / "page").glob("*.html"))) + 1,
         "by_date_pages": len(by_date),
         "by_date_2006_2015": sum(2006 <= int(day[-4:]) <= 2015 for day in by_date),
