@@ -84,6 +84,14 @@ def log_options(command):
     )(command)
 
 
+source_option = click.option(
+    "--source",
+    type=click.Choice(["site", "wayback", "auto"]),
+    default="site",
+    show_default=True,
+    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
+    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
+)
 settings_option = click.option(
     "-s",
     "--set",
@@ -304,14 +312,7 @@ def _check_day(value: str | None, name: str) -> None:
     "ids when they lie (auto); listings only; or ids only.",
 )
 @click.option("--refetch", is_flag=True, help="Fetch events that are already in the archive too.")
-@click.option(
-    "--source",
-    type=click.Choice(["site", "wayback", "auto"]),
-    default="site",
-    show_default=True,
-    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
-    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
-)
+@source_option
 @db_option
 @warc_option
 @settings_option
@@ -379,14 +380,7 @@ def crawl(lang, since, until, ids, discover, refetch, source, db_path, warc_dir,
     show_default=True,
     help="Do not ask again for a listed event that answered 404 within the last N days.",
 )
-@click.option(
-    "--source",
-    type=click.Choice(["site", "wayback", "auto"]),
-    default="site",
-    show_default=True,
-    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
-    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
-)
+@source_option
 @db_option
 @warc_option
 @settings_option
@@ -421,14 +415,7 @@ def refresh(lang, recheck_days, missing_days, source, db_path, warc_dir, overrid
     type=click.Path(exists=True, dir_okay=False),
     help="A file with one URL per line (# comments allowed).",
 )
-@click.option(
-    "--source",
-    type=click.Choice(["site", "wayback", "auto"]),
-    default="site",
-    show_default=True,
-    help="Who is asked: the site; the Internet Archive's Wayback Machine only (never the "
-    "site); or the site first and the Wayback for what the site refuses, fails on or lacks.",
-)
+@source_option
 @db_option
 @warc_option
 @settings_option

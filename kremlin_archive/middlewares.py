@@ -639,9 +639,9 @@ class ReachabilityMiddleware:
         self.attempts = max(1, settings.getint("KREMLIN_FIRST_CONTACT_ATTEMPTS"))
         self.download_timeout = settings.getfloat("DOWNLOAD_TIMEOUT")
         self.hosts: dict[str, _Contact] = {}
-        logging.getLogger("scrapy.downloadermiddlewares.robotstxt").addFilter(
-            _quiet_network_failures
-        )
+        robots = logging.getLogger("scrapy.downloadermiddlewares.robotstxt")
+        if _quiet_network_failures not in robots.filters:  # once per process, not per crawl
+            robots.addFilter(_quiet_network_failures)
 
     @classmethod
     def from_crawler(cls, crawler):

@@ -3,9 +3,9 @@ mirror once per test session. Nothing from ../shared is ever copied into the rep
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -96,19 +96,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # made in pytest_runtest_setup, before any fixture, from one place (a skip raised in a fixture
 # would be reported at each test's own line).
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")  # as the Makefile looks
+
+def load_screenshot_tool():
+    """bench/screenshot.py (the demo archive and the Chromium lookup), loaded as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "kremlin_screenshot", REPO / "bench" / "screenshot.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+screenshot_tool = load_screenshot_tool()
+CHROMIUM_NAMES = screenshot_tool.CHROMIUM_NAMES  # as the Makefile looks
 REQUIRE_BROWSER = "KREMLIN_REQUIRE_BROWSER"
 GET_CHROMIUM = "sudo make system-deps (or install Debian's chromium)"
 BROWSER_HINT = f"chromium not found: the browser tests are skipped; to run them: {GET_CHROMIUM}"
 
 
-def find_chromium() -> str | None:
-    """The Chromium on PATH, if any."""
-    for name in CHROMIUM_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+find_chromium = screenshot_tool.find_chromium  # the Chromium on PATH, if any
 
 
 def need_chromium() -> str:

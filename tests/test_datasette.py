@@ -12,7 +12,6 @@ Datasette's own test client is used (`ds.client`), driven by asyncio.run.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import shutil
 import sqlite3
@@ -22,7 +21,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 from click.testing import CliRunner
-from conftest import KREMLIN_HTML, REPO, shared_page
+from conftest import KREMLIN_HTML, screenshot_tool, shared_page
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.cli import main
@@ -36,16 +35,7 @@ SCRIPT = "<script>alert(1)</script>"
 ESCAPED_SCRIPT = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
-def _load_demo():
-    spec = importlib.util.spec_from_file_location(
-        "kremlin_screenshot", REPO / "bench" / "screenshot.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load_demo()
+demo = screenshot_tool  # bench/screenshot.py: the demo archive
 
 
 def get(ds, path: str, **kwargs):
