@@ -180,6 +180,27 @@ def replay(mirror_dir):
         yield server
 
 
+@pytest.fixture(scope="session")
+def month_archive(tmp_path_factory, mirror_dir) -> Path:
+    """A replayed month, crawled once per session and shared read-only: March 2020 in English
+    (`crawl --lang en --since 2020-03-01 --until 2020-03-31`: 94 events) through the replay
+    server, then the reconstructed ru-66419 fetched, so both languages are held. `<dir>/kremlin.db`
+    and `<dir>/warc/`; a test that changes anything works on a copy (`shutil.copytree`)."""
+    from kremlin_archive.devtools.replay import ReplayServer
+
+    assert_marked_slow("the replay server (a crawl)")
+    home = tmp_path_factory.mktemp("month-archive")
+    with ReplayServer(mirror_dir) as server:
+        server.put_file(RU_66419_URL, RU_66419_PAGE)
+        for args in (
+            ("crawl", "--lang", "en", "--since", "2020-03-01", "--until", "2020-03-31"),
+            ("fetch", RU_66419_URL),
+        ):
+            done = cli_run(server, home, *args).result
+            assert done.returncode == 0, done.stderr[-3000:]
+    return home
+
+
 # -- helpers shared by the test modules ------------------------------------------------------
 
 
