@@ -90,6 +90,7 @@ class CrawlRun:
             # Taken here, before anything is opened, so a second run fails before it fetches.
             self.lock = RunLock(self.db_path).acquire()
         self._db = None
+        self._person_index = None
         self.warc = None
         self.writer: StoreWriter | None = None
         self.writer_thread = settings.getbool("KREMLIN_WRITER_THREAD", True)
@@ -112,13 +113,21 @@ class CrawlRun:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
+    @property
+    def person_index(self):
+        """The archive's names of persons (db.py), grown by every event the run stores. Read
+        when the run first stores an event, not when it opens: its cost grows with the archive
+        (every link and page-resolved position), and a refresh that finds nothing new never
+        needs it."""
+        if self._person_index is None:
+            self._person_index = dbmod.person_index(self._db)
+        return self._person_index
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def spider_opened(self, spider) -> None:
         self._db = dbmod.open_db(self.db_path)
         dbmod.mark_stale_runs(self._db)
-        # The archive's names of persons, grown by every event the run stores (db.py).
-        self.person_index = dbmod.person_index(self._db)
         arguments = getattr(spider, "given_arguments", None)
         if arguments is None:  # a spider of another project: its plain public attributes
             arguments = {

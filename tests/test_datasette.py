@@ -21,7 +21,7 @@ from pathlib import Path
 import lxml.html
 import pytest
 from click.testing import CliRunner
-from conftest import KREMLIN_HTML, screenshot_tool, shared_page
+from conftest import KREMLIN_HTML, make_transcript, screenshot_tool, shared_page
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.cli import main
@@ -250,6 +250,42 @@ def test_event_facets_come_back(ds):
     assert facet_values(data, "year") == {2021: 1, 2017: 1}
     assert "Москва, Кремль" in facet_values(data, "place")
     assert facet_values(data, "sections")  # a JSON-array facet
+
+
+def test_the_sections_facet_counts_each_event_once_per_section(tmp_path):
+    """The array facet (the plugin's, read from the facet index) against a count of the rows:
+    events with one, two and a repeated section, filtered and unfiltered, and the toggle."""
+    path = tmp_path / "kremlin.db"
+    db = dbmod.open_db(path)
+    cases = [
+        ("en-1", ["News"]), ("en-2", ["News", "Transcripts"]), ("en-3", ["News", "News"]),
+        ("ru-4", ["Новости", "Стенограммы"]), ("ru-5", ["Новости"]), ("en-6", []),
+    ]  # fmt: skip
+    for n, (event_id, sections) in enumerate(cases, 1):
+        lang = event_id[:2]
+        host = "en.kremlin.ru" if lang == "en" else "kremlin.ru"
+        url = f"http://{host}/events/president/news/{n}"
+        t = make_transcript(lang=lang, kremlin_id=n, url=url, sections=sections)
+        assert t.event_id == event_id
+        dbmod.save_transcript(db, t)
+    db.close()
+    ds = serve.build_datasette(path)
+    for query, rows in (
+        ("", cases),
+        ("?lang=en", [c for c in cases if c[0].startswith("en")]),
+        ("?_search=Казахстана", cases),
+    ):
+        expected: dict[str, int] = {}
+        for _, sections in rows:
+            for value in set(sections):
+                expected[value] = expected.get(value, 0) + 1
+        data = get_json(ds, "/kremlin/events.json" + query)
+        assert facet_values(data, "sections") == expected, query
+    data = get_json(ds, "/kremlin/events.json?sections__arraycontains=Transcripts&_shape=objects")
+    assert ids(data["rows"]) == ["en-2"]
+    chosen = [r for r in data["facet_results"]["sections"]["results"] if r["selected"]]
+    assert [r["value"] for r in chosen] == ["Transcripts"]
+    assert "sections__arraycontains" not in chosen[0]["toggle_url"]
 
 
 def test_speaker_and_tag_facets_come_back(ds):

@@ -130,7 +130,7 @@ def _without_persons(path) -> None:
     """Make the archive at `path` look like one written before persons: no persons, mentions,
     person columns or migration m003."""
     old = sqlite_utils.Database(path)
-    old.execute("DROP INDEX idx_utterances_person_id")
+    old.execute("DROP INDEX idx_utterances_person_id_speaker_position_person_evidence")
     old.execute("DROP INDEX idx_utterances_person_evidence")
     old["utterances"].disable_fts()
     old["utterances"].transform(
@@ -192,3 +192,38 @@ def test_persons_command_refuses_a_missing_archive(tmp_path):
     result = run_cli("persons", "--db", str(tmp_path / "nothing.db"))
     assert result.returncode == 2 and "no such archive" in result.stderr
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_a_persons_page_lists_turns_newest_first_either_way(db):
+    """person_page walks the events newest first for the archive's main speaker and sorts the
+    turns of everyone else; both give the order of (published_at desc, event, seq), page by
+    page."""
+    from conftest import make_transcript
+
+    from kremlin_archive.items import Utterance
+
+    days = ["2021-08-21", "2019-03-02", "2021-08-21", "2020-01-15", "2018-07-30", "2022-02-01"]
+    for n, day in enumerate(days, 1):
+        turns = [Utterance(1, "В.Путин", f"Реплика {n}."), Utterance(2, "В.Путин", "Вторая.")]
+        if n == 4:
+            turns.append(Utterance(3, "К.-Ж.Токаев", "Благодарю."))
+        dbmod.save_transcript(db, make_transcript(
+            kremlin_id=n, url=f"http://kremlin.ru/events/president/news/{n}",
+            published_at=f"{day}T12:00:00+03:00", utterances=turns,
+        ))  # fmt: skip
+    dbmod.settle_persons(db)
+    rows = db.execute(
+        "SELECT u.person_id, u.event_id, u.seq FROM utterances u JOIN events e ON e.id = u.event_id"
+        " ORDER BY e.published_at DESC, u.event_id, u.seq"
+    ).fetchall()
+    by_person: dict[str, list] = {}
+    for person_id, event_id, seq in rows:
+        by_person.setdefault(person_id, []).append((event_id, seq))
+    putin = by_person["a-vladimir-putin"]
+    assert len(putin) == 12 and len(by_person) == 2
+    for person_id, expected in by_person.items():
+        for offset in (0, 3, 10):
+            page = dbmod.person_page(db, person_id, limit=3, offset=offset)
+            assert page["total"] == len(expected)
+            got = [(t["event_id"], t["seq"]) for t in page["turns"]]
+            assert got == expected[offset : offset + 3], (person_id, offset)

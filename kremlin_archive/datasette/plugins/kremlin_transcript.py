@@ -41,8 +41,16 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from datasette import hookimpl
+from datasette.database import QueryInterrupted
 from datasette.facets import ArrayFacet
-from datasette.utils import escape_sqlite, path_with_replaced_args, tilde_encode, urlsafe_components
+from datasette.utils import (
+    escape_sqlite,
+    path_with_added_args,
+    path_with_removed_args,
+    path_with_replaced_args,
+    tilde_encode,
+    urlsafe_components,
+)
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 from sqlite_utils import Database
@@ -91,24 +99,60 @@ FEED_CHANGES = ("new", "edited", "removed")
 
 class ArrayValuesFacet(ArrayFacet):
     """Datasette's JSON-array facet (metadata `{"array_values": column}`), counting each row
-    once per value by the row's key. The stock facet deduplicates on whole rows, comparing every
-    column — the full text of every event: 450 ms on the 6,656 events of the 2020 mirror, so it
-    would always time out on a full archive; this one reads only the key and the column."""
+    once per value it holds. The stock facet lists every (value, row) pair and deduplicates
+    them on whole rows, comparing every column -- the full text of every event: it would always
+    time out on a full archive. This one counts the rows per distinct array first (read from
+    the events' facet index, db.INDEXES, never from the rows, whose sections lie behind their
+    text) and then adds each array's count to each value it holds once: 40 ms instead of 430
+    on 40,000 events."""
 
     type = "array_values"
 
     async def facet_results(self):
-        columns = [c["config"].get("column") or c["config"]["simple"] for c in self.get_configs()]
-        if not columns or self.database != DATABASE_NAME:
+        if self.database != DATABASE_NAME:
             return [], []
-        pks = await self.ds.get_database(self.database).primary_keys(self.table) or ["rowid"]
-        keys = ", ".join(escape_sqlite(c) for c in [*pks, *columns])
-        full = self.sql
-        self.sql = f"select {keys} from ({full})"
-        try:
-            return await super().facet_results()
-        finally:
-            self.sql = full
+        results, timed_out = [], []
+        size = self.get_facet_size()
+        pairs = self.get_querystring_pairs()
+        for source_and_config in self.get_configs():
+            config = source_and_config["config"]
+            column = config.get("column") or config["simple"]
+            col = escape_sqlite(column)
+            facet_sql = f"""
+                with arrays as (select {col} as arr, count(*) as n from ({self.sql}) group by 1),
+                pairs as (select distinct arrays.arr, arrays.n, j.value from arrays, json_each(arrays.arr) j)
+                select value, sum(n) as count from pairs
+                group by value order by count desc, value limit {size + 1}
+            """  # noqa: E501
+            try:
+                rows = await self.ds.execute(
+                    self.database, facet_sql, self.params, truncate=False,
+                    custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+                )  # fmt: skip
+            except QueryInterrupted:
+                timed_out.append(column)
+                continue
+            values = []
+            for row in rows.rows[:size]:
+                value = str(row["value"])
+                arg = {f"{column}__arraycontains": value}
+                selected = (f"{column}__arraycontains", value) in pairs
+                path = (path_with_removed_args if selected else path_with_added_args)(
+                    self.request, arg
+                )
+                values.append({
+                    "value": value, "label": value, "count": row["count"],
+                    "toggle_url": self.ds.absolute_url(self.request, path), "selected": selected,
+                })  # fmt: skip
+            results.append({
+                "name": column, "type": self.type, "results": values,
+                "hideable": source_and_config["source"] != "metadata",
+                "toggle_url": self.ds.urls.path(
+                    path_with_removed_args(self.request, {"_facet_array": column})
+                ),
+                "truncated": len(rows) > size,
+            })  # fmt: skip
+        return results, timed_out
 
 
 @hookimpl
