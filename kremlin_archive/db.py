@@ -301,6 +301,9 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     # The events table's facets (lang, year, place, sections) counted from the index, never the
     # rows: a row's sections lie behind its text (overflow pages), 0.4 s per facet at 40k.
     ("events", ("lang", "year", "place", "sections", "id")),
+    # every listing page asks which of its events are known (known_event_titles), read from the
+    # index: the rows would bring their texts (a no-change refresh grew with the archive)
+    ("events", ("lang", "kremlin_id", "title")),
     ("utterances", ("speaker",)),
     # a person's page counts their labels, positions and evidence from the index alone
     ("utterances", ("person_id", "speaker", "position", "person_evidence")),
@@ -846,11 +849,13 @@ def iter_event_ids(
         yield row[0]
 
 
-def known_event_titles(db: Database, lang: str) -> dict[int, str]:
-    """kremlin_id -> title of the events of `lang` in the archive."""
-    return dict(
-        db.execute("SELECT kremlin_id, title FROM events WHERE lang = ?", [lang]).fetchall()
-    )
+def event_title(db: Database, lang: str, kremlin_id: int) -> str | None:
+    """The stored title of event `kremlin_id` of `lang`, or None when the archive lacks it (one
+    probe of the events' (lang, kremlin_id, title) index)."""
+    row = db.execute(
+        "SELECT title FROM events WHERE lang = ? AND kremlin_id = ?", [lang, kremlin_id]
+    ).fetchone()
+    return row[0] if row else None
 
 
 def events_published_since(db: Database, lang: str, since: str) -> list[tuple[int, str]]:

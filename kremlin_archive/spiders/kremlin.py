@@ -80,6 +80,31 @@ LISTING_FALLBACK_DAYS = 14
 DISCOVERY = ("auto", "listings", "ids")
 
 
+class KnownEvents:
+    """The archive's events of one language as the spider asks about them: `id in known`,
+    `known[id]` (the stored title). Each id is looked up once (`lookup`, None for no archive)
+    and remembered, so the run sees the archive as it was at its first question about an id."""
+
+    def __init__(self, lookup):
+        self._lookup = lookup
+        self._titles: dict[int, str | None] = {}
+
+    def get(self, kremlin_id: int) -> str | None:
+        if kremlin_id not in self._titles:
+            found = self._lookup(kremlin_id) if self._lookup is not None else None
+            self._titles[kremlin_id] = found
+        return self._titles[kremlin_id]
+
+    def __contains__(self, kremlin_id: int) -> bool:
+        return self.get(kremlin_id) is not None
+
+    def __getitem__(self, kremlin_id: int) -> str:
+        title = self.get(kremlin_id)
+        if title is None:
+            raise KeyError(kremlin_id)
+        return title
+
+
 class KremlinSpider(EventSpider):
     name = "kremlin"
 
@@ -134,7 +159,7 @@ class KremlinSpider(EventSpider):
         # Ids considered / requested in this run (each event is requested at most once per run).
         self._seen: dict[str, set[int]] = {lang: set() for lang in self.langs}
         self._requested: dict[str, set[int]] = {lang: set() for lang in self.langs}
-        self._known: dict[str, dict[int, str]] = {}
+        self._known: dict[str, KnownEvents] = {}
         self._missing: dict[str, set[int]] = {}
         self._floor: dict[str, dt.date | None] = {}
         self._visited_pages: set[tuple[str, int]] = set()
@@ -166,11 +191,16 @@ class KremlinSpider(EventSpider):
 
     # -- archive state (read through db.py) -------------------------------------------------
 
-    def known(self, lang: str) -> dict[int, str]:
-        """Events of `lang` already in the archive: kremlin_id -> title."""
+    def known(self, lang: str) -> KnownEvents:
+        """Events of `lang` already in the archive: kremlin_id -> title, looked up id by id as
+        listings and walks name them (loading every title up front cost a no-change refresh
+        time in proportion to the archive)."""
         if lang not in self._known:
             run = self.run
-            self._known[lang] = dbmod.known_event_titles(run.db, lang) if run and run.db else {}
+            db = run.db if run and run.db else None
+            self._known[lang] = KnownEvents(
+                (lambda kid: dbmod.event_title(db, lang, kid)) if db is not None else None
+            )
         return self._known[lang]
 
     def known_missing(self, lang: str) -> set[int]:
