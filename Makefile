@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 
-.PHONY: install system-deps try-system-deps test test-fast crawl bench lint
+.PHONY: install system-deps try-system-deps pywb test test-fast crawl bench lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,25 @@ system-deps:
 try-system-deps:
 	$(call get-chromium,$(if $(filter 1,$(KREMLIN_REQUIRE_BROWSER)),1,0))
 
+# pywb 2.10, for the test that replays a `package` WACZ in it (tests/test_package.py), in an
+# environment of its own: it pins pyOpenSSL, werkzeug and brotlipy, which would break Scrapy's
+# dependencies in $(VENV). The test finds it here (or KREMLIN_PYWB_BIN: its bin folder).
+PYWB_VENV ?= .venv-pywb
+PYWB_STAMP = $(PYWB_VENV)/.installed-stamp
+
+$(PYWB_STAMP):
+	$(PYTHON) -m venv $(PYWB_VENV)
+	$(PYWB_VENV)/bin/pip install --quiet 'pywb==2.10.*'
+	touch $(PYWB_STAMP)
+
+pywb: $(PYWB_STAMP)
+
 # Everything (what CI runs): about 6 minutes on 2 cores.
-test: $(STAMP) try-system-deps
+test: $(STAMP) try-system-deps pywb
 	$(BIN)/pytest
 
 # The quick tier to run while working: everything not marked `slow` (no crawls, no sweeps).
-test-fast: $(STAMP) try-system-deps
+test-fast: $(STAMP) try-system-deps pywb
 	$(BIN)/pytest -m "not slow" -q
 
 lint: $(STAMP)

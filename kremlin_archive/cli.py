@@ -782,6 +782,98 @@ def export(fmt, lang, since, until, event_ids, out, db_path):
     sys.exit(EXIT_OK)
 
 
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Folder of the release: new, empty, or a previous release (it is replaced).",
+)
+@db_option
+def release(out, db_path):
+    """Write a dataset release researchers can cite: events, speaker turns, persons, tags and
+    fetch provenance as CSV and JSON Lines, a Frictionless datapackage.json (schemas, keys,
+    licence and attribution, counts, coverage, sha256 of every file), README.md and SHA256SUMS.
+    The same archive gives byte-identical files. The release is built beside --out and moved
+    into place at the end; a folder holding anything else is refused. README, "A dataset
+    release".
+
+    Example: kremlin-archive release --out release/
+    """
+    from . import db as dbmod
+    from .jobs.release import NotARelease, write_release
+    from .progress import Progress
+
+    database = _open_readonly(db_path)
+    try:
+        with Progress("release", total=dbmod.count_events(database), unit="event") as progress:
+            result = write_release(database, Path(out), progress=progress.update)
+    except NotARelease as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
+    rows = ", ".join(f"{n:,} {name}" for name, n in result.rows.items())
+    size = sum(result.files.values())
+    click.echo(
+        f"kremlin-archive: released {rows} to {out} ({len(result.files)} files, {_size(size)}); "
+        f"check it: frictionless validate {Path(out) / 'datapackage.json'}",
+        err=True,
+    )
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="FILE.wacz",
+    help="The WACZ file to write (replaced if it exists; written whole or not at all).",
+)
+@click.option("--lang", type=click.Choice(["ru", "en", "both"]), default="both", show_default=True)
+@click.option("--since", metavar="YYYY-MM-DD", help="Only events published on or after this day.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Only events published on or before this day.")
+@db_option
+@warc_option
+def package(out, lang, since, until, db_path, warc_dir):
+    """Package the WARC records of the selected events as a web archive (WACZ 1.1.1) that
+    ReplayWeb.page and pywb replay: every capture of each event with its request, the
+    original of every revisit, a CDXJ index, pages/pages.jsonl (one entry per event with its
+    title and text for search; Internet Archive copies say so) and datapackage.json with the
+    sha256 of every member. Days are Moscow dates of publication. The same archive gives a
+    byte-identical file. README, "A web archive: WACZ".
+
+    Example: kremlin-archive package --lang en --since 2020-03-01 --until 2020-03-31 --out m.wacz
+    """
+    from .jobs.package import PackageError, check_selection, package_wacz
+
+    try:
+        check_selection(lang, since, until)
+    except PackageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not out.endswith(".wacz"):
+        raise click.BadParameter(f"{out}: a WACZ file name ends with .wacz", param_hint="--out")
+    database = _open_readonly(db_path)
+    try:
+        result = package_wacz(database, warc_dir, Path(out), lang=lang, since=since, until=until)
+    except PackageError as exc:
+        click.echo(f"kremlin-archive: package: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    click.echo(
+        f"kremlin-archive: packaged {result.events:,} event(s) ({result.captures:,} captures, "
+        f"{result.records:,} WARC records) into {out} ({_size(result.size)}); "
+        f"created {result.created}",
+        err=True,
+    )
+    if result.without_capture:
+        click.echo(
+            f"kremlin-archive: {len(result.without_capture):,} selected event(s) have no WARC "
+            f"record (imported from text files) and are not in the package: "
+            f"{', '.join(result.without_capture[:10])}"
+            + (" …" if len(result.without_capture) > 10 else ""),
+            err=True,
+        )
+    sys.exit(EXIT_OK)
+
+
 @main.command("import-txt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True), metavar="PATH...")
 @db_option

@@ -1923,6 +1923,60 @@ def event_origin(db: Database, event_id: str) -> str | None:
     return None if row is None else (row[0] or "crawl")
 
 
+# -- the web archive package (`package`: a WACZ of the selected events' WARC records) ---------
+
+PACKAGE_EVENT_COLUMNS = (
+    "id", "lang", "kremlin_id", "url", "title", "published_at", "fetch_id", "source",
+    "capture_time",
+)  # fmt: skip
+PACKAGE_CAPTURE_COLUMNS = (
+    "id", "event_id", "url", "status", "fetched_at", "warc_filename", "warc_offset",
+    "warc_length", "warc_record_id", "warc_record_type", "source", "archive_url",
+    "capture_time", "original_url",
+)  # fmt: skip
+
+
+def iter_package_events(
+    db: Database,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    with_text: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """The events of a package selection (the filters of `iter_event_records`), oldest first
+    (`published_at`, then id): `PACKAGE_EVENT_COLUMNS`, and `text` with `with_text`.
+    Streamed; use inside `read_snapshot`."""
+    where, params = _event_filter(lang, since, until, None)
+    columns = [*PACKAGE_EVENT_COLUMNS, *(["text"] if with_text else [])]
+    cursor = db.execute(
+        f"SELECT {', '.join(f'e.{c}' for c in columns)} FROM events e WHERE {where} "
+        "ORDER BY e.published_at, e.id",
+        params,
+    )
+    for values in cursor:
+        yield dict(zip(columns, values, strict=True))
+
+
+def package_captures(
+    db: Database,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every fetch of the selected events that left a WARC record (responses and revisits,
+    whatever their status), `PACKAGE_CAPTURE_COLUMNS`, in WARC order (file, offset)."""
+    where, params = _event_filter(lang, since, until, None)
+    return _rows(
+        db,
+        f"SELECT {', '.join(f'f.{c}' for c in PACKAGE_CAPTURE_COLUMNS)} FROM fetches f "
+        f"JOIN events e ON e.id = f.event_id WHERE f.warc_filename IS NOT NULL AND {where} "
+        "ORDER BY f.warc_filename, f.warc_offset, f.id",
+        params,
+    )
+
+
 # Who a turn's speaker is, as exports carry it.
 TURN_PERSON_KEYS = ("person_id", "person", "position", "marker", "person_evidence")
 
@@ -1981,6 +2035,67 @@ def iter_event_records(
                 )
             ],
         }
+
+
+# -- the dataset release (`release` reads these besides `iter_event_records`) ---------------------
+
+
+def primary_key(table: str) -> tuple[str, ...]:
+    """The primary key columns of `table` (a table of `TABLES`)."""
+    pk = TABLES[table]["pk"]
+    return tuple(pk) if isinstance(pk, tuple | list) else (pk,)
+
+
+def iter_table_rows(db: Database, table: str) -> Iterator[dict[str, Any]]:
+    """Every row of `table` (a table of `TABLES`), its columns in declared order, ordered by
+    its primary key; streamed (a release writes persons, tags, event_tags, fetches so)."""
+    columns = list(TABLES[table]["columns"])
+    order = ", ".join(f"[{c}]" for c in primary_key(table))
+    cursor = db.execute(
+        f"SELECT {', '.join(f'[{c}]' for c in columns)} FROM [{table}] ORDER BY {order}"
+    )
+    for values in cursor:
+        yield dict(zip(columns, values, strict=True))
+
+
+def count_rows(db: Database, table: str) -> int:
+    """How many rows `table` (a table of `TABLES`) holds."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    return db.execute(f"SELECT count(*) FROM [{table}]").fetchone()[0]
+
+
+def events_by_lang(db: Database) -> dict[str, int]:
+    """lang -> events held."""
+    return dict(db.execute("SELECT lang, count(*) FROM events GROUP BY lang ORDER BY lang"))
+
+
+def fetch_sources(db: Database) -> dict[str, int]:
+    """site | wayback -> fetches made of it (a fetch without a source is the site's)."""
+    return dict(
+        db.execute("SELECT coalesce(source, 'site'), count(*) FROM fetches GROUP BY 1 ORDER BY 1")
+    )
+
+
+def parser_versions(db: Database) -> list[str]:
+    """The parser versions the current content of the events was read with, sorted."""
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT parser_version FROM events WHERE parser_version IS NOT NULL ORDER BY 1"
+        )
+    ]
+
+
+def newest_finished_run(db: Database) -> dict[str, Any] | None:
+    """The run that finished last with status `finished` (id, finished_at), or None: what
+    dates a release of the archive, so that the same archive gives the same release."""
+    rows = _rows(
+        db,
+        "SELECT id, finished_at FROM runs WHERE status = 'finished' AND finished_at IS NOT NULL "
+        "ORDER BY finished_at DESC, id DESC LIMIT 1",
+    )
+    return rows[0] if rows else None
 
 
 def stats_summary(db: Database, *, last_runs: int = 10) -> dict[str, Any]:
