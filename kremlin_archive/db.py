@@ -863,7 +863,8 @@ def events_published_since(db: Database, lang: str, since: str) -> list[tuple[in
     return [
         (r[0], r[1])
         for r in db.execute(
-            "SELECT kremlin_id, url FROM events WHERE lang = ? AND substr(published_at,1,10) >= ? "
+            # `published_at >= day` is `its day >= day` (ISO strings), and a range of the index
+            "SELECT kremlin_id, url FROM events WHERE lang = ? AND published_at >= ? "
             "ORDER BY published_at DESC",
             [lang, since],
         )
@@ -1828,8 +1829,10 @@ def recent_changes(
 
 def newest_published_day(db: Database, lang: str) -> str | None:
     """The newest publication day (YYYY-MM-DD, Moscow local date) of `lang` in the archive."""
+    # the day of the greatest published_at (the same, as a prefix keeps the order): one probe
+    # of the (lang, published_at) index, where max(substr(...)) read every event of `lang`
     row = db.execute(
-        "SELECT max(substr(published_at, 1, 10)) FROM events WHERE lang = ?", [lang]
+        "SELECT substr(max(published_at), 1, 10) FROM events WHERE lang = ?", [lang]
     ).fetchone()
     return row[0] if row else None
 
