@@ -443,15 +443,15 @@ def render_cell(row, value, column, table, database, datasette):
         return date_cell(value, row_lang(row, keys))
     if column == "title" and isinstance(value, str):
         href = hit_href(row, keys, table, datasette)
-        return Markup('<a href="{}">{}</a>').format(href, value) if href else None
+        return link(href, value) if href else None
     if column in ("revision_id", "revision_row") and isinstance(value, int):
         href = datasette.urls.row(DATABASE_NAME, "revisions", str(value))
-        return Markup('<a href="{}">revision page</a>').format(href)
+        return link(href, "revision page")
     if column == "changed_fields" and isinstance(value, str):
         return ", ".join(str(f) for f in _json_list(value)) or None
     if column == "fetch_id" and table in (None, *dbmod.VIEWS) and isinstance(value, int):
         href = datasette.urls.row(DATABASE_NAME, "fetches", str(value))
-        return Markup('<a href="{}">{}</a>').format(href, value)
+        return link(href, value)
     if column not in ("event_id", "id", "twin_id"):
         return None
     if table is not None and table not in dbmod.VIEWS:
@@ -461,7 +461,14 @@ def render_cell(row, value, column, table, database, datasette):
     href = datasette.urls.row(DATABASE_NAME, "events", tilde_encode(value))
     if column == "event_id" and "seq" in keys and isinstance(row["seq"], int):
         href = f"{href}#u{row['seq']}"
-    return Markup('<a href="{}">{}</a>').format(href, value)
+    return link(href, value)
+
+
+def link(href: str, text, css: str = "") -> Markup:
+    """`<a href=…>text</a>`, both escaped (as Markup.format would, at a fifth of its cost: a
+    page of 500 search hits renders 5,000 cells)."""
+    attrs = f' class="{css}"' if css else ""
+    return Markup(f'<a{attrs} href="{escape(href)}">{escape(text)}</a>')
 
 
 def hit_href(row, keys: tuple, table: str | None, datasette) -> str | None:
@@ -487,11 +494,11 @@ def excerpt_cell(value: str, href: str | None) -> Markup:
     """A search excerpt with its `**matches**` marked, linked to where it was found."""
     parts = MATCH.split(value)
     text = Markup("").join(
-        Markup("<mark>{}</mark>").format(part) if index % 2 else escape(part)
+        Markup(f"<mark>{escape(part)}</mark>") if index % 2 else escape(part)
         for index, part in enumerate(parts)
     )
     if href:
-        return Markup('<a class="hit" href="{}">{}</a>').format(href, text)
+        return link(href, text, "hit")
     return text
 
 
@@ -499,10 +506,9 @@ def date_cell(value: str, lang: str) -> Markup:
     """An event's date in its own language, the stored value kept in `datetime`."""
     label = local_date(value, lang)
     if label == value:
-        return Markup("{}").format(value)
-    return Markup('<time datetime="{0}" title="{0}" lang="{1}">{2}</time>').format(
-        value, lang, label
-    )
+        return escape(value)
+    value, lang = escape(value), escape(lang)
+    return Markup(f'<time datetime="{value}" title="{value}" lang="{lang}">{escape(label)}</time>')
 
 
 def row_lang(row, keys: tuple) -> str:
