@@ -290,6 +290,9 @@ TABLES: dict[str, dict[str, Any]] = {
     },
 }
 
+# Indexes an older archive has that INDEXES has replaced (by a wider one starting the same).
+OBSOLETE_INDEXES = ("idx_utterances_person_id", "idx_utterances_speaker")
+
 INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("events", ("lang", "published_at")),
     ("events", ("published_at",)),
@@ -304,9 +307,14 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     # every listing page asks which of its events are known (known_event_titles), read from the
     # index: the rows would bring their texts (a no-change refresh grew with the archive)
     ("events", ("lang", "kremlin_id", "title")),
-    ("utterances", ("speaker",)),
+    # a label's turns in the table's order, with the facets of the page from the index alone
+    ("utterances", ("speaker", "event_id", "seq", "person_id", "person_evidence")),
     # a person's page counts their labels, positions and evidence from the index alone
     ("utterances", ("person_id", "speaker", "position", "person_evidence")),
+    # every turn of a person in the table's order (`/kremlin/utterances?person_id=…`, sorted by
+    # event): a page without sorting all of them (0.6 s for Putin at 40k), and the facets of a
+    # later page (Datasette counts the rows after its cursor) from the index alone
+    ("utterances", ("person_id", "event_id", "seq", "speaker", "person_evidence")),
     ("utterances", ("person_evidence",)),
     ("mentions", ("person_id",)),
     ("event_tags", ("tag_id",)),
@@ -456,6 +464,8 @@ def ensure_db_shape(db: Database) -> Database:
                     table.add_column(column, col_type)
         for name, columns in INDEXES:
             db.table(name).create_index(columns, if_not_exists=True, find_unique_name=True)
+        for index in OBSOLETE_INDEXES:
+            db.execute(f"DROP INDEX IF EXISTS [{index}]")
         for view, sql in VIEWS.items():
             db.create_view(view, sql, replace=True)
     for name, columns in FTS.items():

@@ -210,3 +210,52 @@ def test_the_queries_of_every_fetch_and_page_use_their_index(tmp_path):
         )
     )  # fmt: skip
     assert "idx_events_twin_id" in plan, plan
+
+
+def test_the_reader_pages_at_scale_are_served_by_indexes(tmp_path):
+    """What made the pages of a 40,000-event archive slow (BENCHMARKS.md section 8), planned on
+    an archive without statistics: the events facets read rows (a row's sections lie behind its
+    text); a person's or a label's turns in the table's order sorted all of them; a refresh read
+    every title of a language. And an old archive's narrower indexes are dropped on open."""
+    path = tmp_path / "k.db"
+    old = Database(path)
+    old["utterances"].create(
+        {"event_id": str, "seq": int, "person_id": str}, pk=("event_id", "seq")
+    )
+    old["utterances"].create_index(["person_id"])  # what an archive of last week has
+    old.close()
+    database = dbmod.open_db(path)
+    names = {r[0] for r in database.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert not names & set(dbmod.OBSOLETE_INDEXES)
+
+    def plan(sql: str, *params) -> str:
+        return " ".join(row[3] for row in database.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    columns = ", ".join(dbmod.TABLES["events"]["columns"])  # as Datasette asks for facets
+    for facet in ("year", "place", "sections"):
+        shown = plan(
+            f"SELECT {facet}, count(*) FROM (SELECT {columns} FROM events WHERE lang = ?) "
+            f"GROUP BY {facet}",
+            "ru",
+        )
+        assert "USING COVERING INDEX" in shown, (facet, shown)
+    traced: list[str] = []
+    database.conn.set_trace_callback(traced.append)
+    dbmod.event_title(database, "en", 1)
+    dbmod.newest_published_day(database, "en")
+    database.conn.set_trace_callback(None)
+    for query in traced:
+        if "FROM events" in query:
+            assert "USING COVERING INDEX" in plan(query), query
+    for column in ("person_id", "speaker"):
+        shown = plan(
+            f"SELECT * FROM utterances WHERE {column} = ? ORDER BY event_id, seq LIMIT 51", "x"
+        )
+        assert "TEMP B-TREE" not in shown, (column, shown)
+        shown = plan(
+            f"SELECT person_evidence, count(*) FROM utterances WHERE {column} = ? "
+            "AND event_id > ? GROUP BY 1",
+            "x",
+            "en-1",
+        )
+        assert "USING COVERING INDEX" in shown, (column, shown)

@@ -130,8 +130,11 @@ def _without_persons(path) -> None:
     """Make the archive at `path` look like one written before persons: no persons, mentions,
     person columns or migration m003."""
     old = sqlite_utils.Database(path)
-    old.execute("DROP INDEX idx_utterances_person_id_speaker_position_person_evidence")
-    old.execute("DROP INDEX idx_utterances_person_evidence")
+    for (index,) in old.execute(  # every index on a person column (SQLite's transform refuses)
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'utterances' "
+        "AND (sql LIKE '%person_id%' OR sql LIKE '%person_evidence%')"
+    ).fetchall():
+        old.execute(f"DROP INDEX [{index}]")
     old["utterances"].disable_fts()
     old["utterances"].transform(
         drop={"person_id", "name", "position", "marker", "person_evidence", "person_note"},
