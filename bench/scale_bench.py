@@ -8,10 +8,11 @@ finished archive with its WARC files:
 * FTS: realistic searches (English words, Cyrillic-spelt ones, a phrase, prefixes) on events and
   on speaker turns, as a reader's search runs them (the best 20 by bm25 with a snippet, and the
   count), each timed `repeat` times after one warm-up: p50/p95 over all timings;
-* Datasette: the pages a reader opens -- the events table (newest first, with its facets), a
-  transcript (row page), table searches, Search everything, a person page, recent changes --
-  through Datasette's in-process client (`build_datasette`: the project's metadata, templates
-  and plugin), each URL once to warm up then `repeat` times: p50/p95 per kind of page;
+* Datasette: the pages a reader opens -- the events table (newest first, with its facets), the
+  turns table (all turns, the main speaker's as his person page links them), a transcript (row
+  page), table searches, Search everything, a person page, recent changes -- through
+  Datasette's in-process client (`build_datasette`: the project's metadata, templates and
+  plugin), each URL once to warm up then `repeat` times: p50/p95 per kind of page;
 * refresh with nothing new: `kremlin-archive refresh --lang en` on a copy of the snapshot,
   through the replay server serving the synthetic site's top (bench/synthetic.py
   `top_overlay`), under cProfile; its local work is the time inside db.py entered from outside
@@ -164,6 +165,11 @@ def datasette_urls(db_path: Path) -> dict[str, list[str]]:
             "/kremlin/events",
             "/kremlin/events?lang=ru",
             "/kremlin/events?year=2015",
+        ],
+        "turns table": [
+            "/kremlin/utterances",
+            f"/kremlin/utterances?person_id={people[0]}",  # the main speaker's, as the person
+            "/kremlin/utterances?_sort_desc=event_id",  # page links them
         ],
         "transcript (row)": [f"/kremlin/events/{i}" for i in newest[:2] + spread],
         "table search": [
