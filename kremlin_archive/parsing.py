@@ -46,7 +46,9 @@ Contracts of `parse_event`
   container (§2) are excluded. ``<br>`` inside a paragraph is a space.
 * Speed: the document is parsed once (libxml2); the article is reached by walking the template's
   known blocks, not by XPath per field (an lxml XPath call costs ~15 µs before it does any
-  work). `bench/parse_speed.py` measures the median cost against a bare
+  work). Per paragraph, the common shapes (no markup; ``<b>Label:</b> text`` with a label
+  already judged) take a short path, and `is_speaker_label` is asked once per label text for
+  the whole process (`_LABELS`). `bench/parse_speed.py` measures the median cost against a bare
   ``lxml.html.fromstring`` of the same bytes.
 
 Speaker turns (`utterances`)
@@ -99,9 +101,11 @@ Moscow was at +03:00 (§5), so they are not to be trusted: the page's own time i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -362,6 +366,30 @@ def assemble_utterances(lines: Iterable[tuple[str | None, str, bool]]) -> list[U
     return turns
 
 
+def _new_utterance(seq: int, speaker: str | None, text: str) -> Utterance:
+    """`Utterance(seq, speaker, text)`, its fields written into the instance's ``__dict__``:
+    the ``__init__`` of a frozen dataclass sets each field through ``object.__setattr__``, about
+    twice the cost, and a long transcript makes hundreds. The instance is the same (fields,
+    equality, hash, repr)."""
+    utterance = _new(Utterance)
+    fields = utterance.__dict__
+    fields["seq"] = seq
+    fields["speaker"] = speaker
+    fields["text"] = text
+    return utterance
+
+
+_new = object.__new__
+# Only while `Utterance` is the plain frozen dataclass of these three fields; else its __init__.
+_utterance = (
+    _new_utterance
+    if tuple(f.name for f in dataclasses.fields(Utterance)) == ("seq", "speaker", "text")
+    and not hasattr(Utterance, "__slots__")
+    and not hasattr(Utterance, "__post_init__")
+    else Utterance
+)
+
+
 def utterances_from_paragraphs(paragraphs: Iterable[str]) -> list[Utterance]:
     """Speaker turns from plain-text paragraphs: labels by `split_speaker_label`, and, as on a
     page, a label the text uses with a colon elsewhere standing without one at the start of a
@@ -561,15 +589,17 @@ def _child(element, tag: str, token: str):
     return None
 
 
-def _article(root):
-    """article#event-<id> where the template puts it, else anywhere in the document."""
+def _article(root) -> tuple:
+    """(article#event-<id>, the div.read around it) where the template puts them, else (the
+    article anywhere in the document or None, None)."""
     body = root[-1] if len(root) and root[-1].tag == "body" else None
-    scroll = _child(_child(body, "div", "read"), "div", "read__scroll")
+    read = _child(body, "div", "read")
+    scroll = _child(read, "div", "read__scroll")
     if scroll is not None:
         for article in scroll.iterchildren("article"):
             if (article.get("id") or "").startswith("event-"):
-                return article
-    return _first(_X_ANY_ARTICLE, root)
+                return article, read
+    return _first(_X_ANY_ARTICLE, root), None
 
 
 def _runs(element, bold_owner=None, out=None, links=None) -> list:
@@ -744,7 +774,7 @@ _Para = tuple[str, tuple[str | None, str, bool], tuple[str, str, bool, int] | No
 
 
 def _split_label(text: str, known: dict[str, tuple[str, bool]]) -> tuple[str, str] | None:
-    """`split_speaker_label`, with `is_speaker_label` answered once per label and page (a
+    """`split_speaker_label`, with `is_speaker_label` answered once per label (`_LABELS`: a
     transcript repeats its few labels hundreds of times): `known` maps the raw text before the
     colon to (label, verdict)."""
     colon = text.find(":")
@@ -766,16 +796,58 @@ def _all_bold(runs: Sequence[tuple[str, object]]) -> bool:
     return all(owner is not None or text.isspace() for text, owner in runs)
 
 
-def _parts(elements: Iterable, known: dict[str, tuple[str, bool]]) -> list[_Para]:
-    """The body paragraphs that have text. Most have no markup at all, and are read here
-    (`normalize_text` inline: a function call per paragraph is measurable on long pages); the
-    others by `_paragraph`."""
-    parts: list[_Para] = []
+# The text before a paragraph's first colon -> (label, whether it names a speaker), for
+# `_split_label`: `is_speaker_label` is a pure function of the text, and costs more than all the
+# rest of a paragraph's reading; a transcript repeats its few labels hundreds of times, and the
+# site its speakers ("Vladimir Putin", "Dmitry Peskov", "Question") over thousands of pages.
+# Shared by all parses (a dict is safe to share between threads: the worst a race can do is
+# compute a verdict twice); emptied when it grows past `_LABELS_MAX` entries.
+_LABELS: dict[str, tuple[str, bool]] = {}
+_LABELS_MAX = 1 << 14
+
+
+def _body(elements: Iterable) -> tuple[list[str], list[Utterance], list[Mention]]:
+    """The body paragraphs that have text, their speaker turns and their person links.
+
+    One pass over the paragraphs keeps, per paragraph, only its text and its line (the text
+    without its label); the turns are the runs between the paragraphs that open one (the first,
+    a label, a break: `assemble_utterances`'s rule), kept as start index and speaker. What few
+    paragraphs need more -- a bold lead without a colon, which only the whole page can confirm
+    as a label, and person links -- are set aside and settled at the end (`_settle`). Most
+    paragraphs have no markup at all, and are read here (`normalize_text` inline: a function
+    call per paragraph is measurable on long pages); the others by `_paragraph`."""
+    known = _LABELS
+    if len(known) > _LABELS_MAX:
+        known.clear()
+    texts: list[str] = []
+    lines: list[str] = []
+    # The turns: where each starts (paragraph index) and its speaker; two lists, not a list of
+    # pairs, which would be as many more objects for the garbage collector to walk.
+    starts: list[int] = []
+    speakers: list[str | None] = []
+    extras: list[tuple[int, tuple[str, str, bool, int] | None, list, int]] = []
     for element in elements:
+        classes = element.get("class")  # `_is_text_block`, inline
+        if classes is not None and not _NOT_TEXT.isdisjoint(classes.split()):
+            continue
         if len(element):
-            part = _paragraph(element, known)
-            if part is not None:
-                parts.append(part)
+            part = None
+            head = element.text
+            if (head is None or head.isspace()) and len(element) == 1:
+                part = _labelled(head, element[0], known)
+            if part is None:
+                part = _paragraph(element, known)
+                if part is None:
+                    continue
+            text, (speaker, line, is_break), bare, links, label_end = part
+            index = len(texts)
+            if speaker is not None or is_break or not index:
+                starts.append(index)
+                speakers.append(speaker)
+            if bare is not None or links:
+                extras.append((index, bare, links, label_end))
+            texts.append(text)
+            lines.append(line)
             continue
         text = element.text
         if not text:
@@ -785,10 +857,98 @@ def _parts(elements: Iterable, known: dict[str, tuple[str, bool]]) -> list[_Para
             text = _ASCII_WS.sub(" ", text)
         text = text.strip()
         if text:
-            parts.append(
-                (text, (None, text, text[0] == "*" and is_section_break(text)), None, (), -1)
-            )
-    return parts
+            if not texts or (text[0] == "*" and is_section_break(text)):
+                starts.append(len(texts))
+                speakers.append(None)
+            texts.append(text)
+            lines.append(text)
+    mentions: list[Mention] = []
+    if extras:
+        starts, speakers = _settle(extras, starts, speakers, lines, mentions)
+    utterances = []
+    starts.append(len(lines))
+    for seq, speaker in enumerate(speakers, start=1):
+        index, end = starts[seq - 1], starts[seq]
+        text = lines[index] if end == index + 1 else "\n".join(lines[index:end])
+        utterances.append(_utterance(seq, speaker, text))
+    return texts, utterances, mentions
+
+
+def _labelled(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _Para | None:
+    """`_bold_paragraph`'s answer for the paragraphs of most transcripts, ``<p><b>Label:</b>
+    text</p>`` and ``<p><b>Label</b>: text</p>`` (only whitespace before one ``b``/``strong``
+    without markup or class, text after it), when the label is one the page has already shown
+    to be a speaker's (`known`); None otherwise, and `_paragraph` reads the paragraph in full.
+    The same text, label, line and label end, without building the runs."""
+    tag = child.tag
+    if (tag != "b" and tag != "strong") or len(child) or child.get("class") is not None:
+        return None
+    bold = child.text
+    tail = child.tail
+    if not bold or not tail:
+        return None
+    offset = len(head) if head else 0
+    colon = bold.find(":")
+    if colon >= 0:  # <b>Label:</b> text -- a heading if only whitespace follows
+        if not colon or tail.isspace() or offset + colon > _MAX_LABEL or bold[:colon].isspace():
+            return None
+        label_end = offset + colon
+    else:  # <b>Label</b>: text -- only whitespace between the bold text and the colon
+        colon = tail.find(":")
+        if colon < 0 or bold.isspace() or (colon and not tail[:colon].isspace()):
+            return None
+        label_end = offset + len(bold) + colon
+        if label_end > _MAX_LABEL:
+            return None
+    text = (head + bold + tail) if head else (bold + tail)
+    text = text.replace("\n", " ")
+    if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+        text = _ASCII_WS.sub(" ", text)
+    text = text.strip()
+    at = text.find(":")
+    seen = known.get(text[:at]) if 0 < at <= _MAX_LABEL else None
+    if seen is None or not seen[1]:
+        return None
+    return text, (seen[0], text[at + 1 :].strip(), False), None, (), label_end
+
+
+def _settle(
+    extras: Sequence[tuple[int, tuple[str, str, bool, int] | None, list, int]],
+    starts: list[int],
+    speakers: list[str | None],
+    lines: list[str],
+    mentions: list[Mention],
+) -> tuple[list[int], list[str | None]]:
+    """For `_body`: the bold leads without a colon that open a turn (the page uses the same
+    words as a label elsewhere, or a full stop closes them and they are a personal name,
+    `_personal_name`), and the person links of the body, each with the turn whose label holds
+    it. Returns the turns (starts, speakers) with those leads; `lines` and `mentions` are
+    updated."""
+    opens = dict(zip(starts, speakers, strict=True))  # paragraph index -> speaker
+    labels = None  # the page's labels, gathered at the first bold lead (most pages have none)
+    links_at = []
+    for index, bare, links, label_end in extras:
+        if bare is not None:
+            if labels is None:
+                labels = {speaker for speaker in speakers if speaker}
+            core, rest, dotted, end = bare
+            if core in labels or (dotted and _personal_name(core)):
+                opens[index] = core
+                lines[index] = rest
+                label_end = end
+        if links:
+            links_at.append((index, links, label_end))
+    if len(opens) != len(starts):
+        starts = sorted(opens)
+    speakers = [opens[index] for index in starts]
+    for index, links, label_end in links_at:
+        seq = bisect_right(starts, index)  # the turn the paragraph belongs to
+        labelled = opens.get(index) is not None
+        for offset, anchor in links:
+            mention = _mention(anchor, seq if labelled and offset < label_end else None)
+            if mention is not None:
+                mentions.append(mention)
+    return starts, speakers
 
 
 def _paragraph(element, known: dict[str, tuple[str, bool]]) -> _Para | None:
@@ -898,34 +1058,6 @@ def _mention(anchor, turn: int | None) -> Mention | None:
     return Mention(int(found.group(1)), text, card_name, card_title, turn)
 
 
-def _body_turns(
-    parts: Sequence[_Para],
-) -> tuple[list[tuple[str | None, str, bool]], list[Mention]]:
-    """The `assemble_utterances` lines of the body and its person links. A bold lead without a
-    colon opens a turn when the page uses the same words as a label elsewhere, or when a full
-    stop closes it and it is a personal name (`_personal_name`)."""
-    labels = None  # the page's labels, gathered at the first bold lead (most pages have none)
-    lines: list[tuple[str | None, str, bool]] = []
-    mentions: list[Mention] = []
-    seq = 0
-    for _text, line, bare, links, label_end in parts:
-        if bare is not None:
-            if labels is None:
-                labels = {part[1][0] for part in parts if part[1][0]}
-            core, rest, dotted, end = bare
-            if core in labels or (dotted and _personal_name(core)):
-                line, label_end = (core, rest, False), end
-        if not lines or line[0] is not None or line[2]:
-            seq += 1
-        lines.append(line)
-        for offset, anchor in links:
-            in_label = line[0] is not None and offset < label_end
-            mention = _mention(anchor, seq if in_label else None)
-            if mention is not None:
-                mentions.append(mention)
-    return lines, mentions
-
-
 def _lead_mentions(lead) -> list[Mention]:
     if lead is None:
         return []
@@ -973,9 +1105,16 @@ def _html_root(data: bytes, *, whole_page: bool):
     body cut short in transit must not pass for a shorter page; fragments are welcome too."""
     if whole_page and not _HTML_START.search(data, 0, 8192):
         raise ParseError("not-html", "no <html> element at the start of the body")
-    if whole_page and not _HTML_END.search(data, max(0, len(data) - 2048)):
-        raise ParseError("truncated", "the page does not end with </html>: it was cut short")
+    if whole_page:
+        # The literal end tag first (a search at C speed); the regex for other spellings.
+        tail = max(0, len(data) - 2048)
+        if data.find(b"</html>", tail) < 0 and not _HTML_END.search(data, tail):
+            raise ParseError("truncated", "the page does not end with </html>: it was cut short")
     root, errors = _parse_html(data)
+    if not errors:  # the usual case: nothing to look at below
+        if root is None or root.tag != "html":
+            raise ParseError("not-html", "no HTML document in the body")
+        return root
     if any(error.type_name == "ERR_INVALID_ENCODING" for error in errors):
         # libxml2 validates UTF-8 as it parses (cheaper than a Python decode of every page)
         # but replaces byte by byte; redo the rare bad page with Python's errors="replace"
@@ -1008,7 +1147,7 @@ class _Page:
     def __init__(self, article) -> None:
         self.title = self.lead = self.published = self.clock = self.place = None
         self.announce = self.body = self.bottommeta = None
-        self.paragraphs: list = []
+        self.paragraphs: Iterable = []
         for content in article:
             if content.tag == "div" and _has(content, "read__content"):
                 break
@@ -1055,11 +1194,10 @@ class _Page:
         if next(body.iterchildren("blockquote"), None) is None:
             # No quotation (most pages): lxml picks the <p>s and the divs in C, which saves
             # reading the tag of every child (hundreds on a long transcript).
-            self.paragraphs = [
-                p
-                for p in body.iterchildren("p")
-                if (classes := p.get("class")) is None or _NOT_TEXT.isdisjoint(classes.split())
-            ]
+            # The <p>s are read one by one as `_body` goes (it tests their class): a list of
+            # them all would keep hundreds of element proxies alive at once, which the cyclic
+            # garbage collector then walks.
+            self.paragraphs = body.iterchildren("p")
             for div in body.iterchildren("div"):
                 if _has(div, "read__bottommeta"):
                     self.bottommeta = div
@@ -1274,13 +1412,17 @@ def _event_ref(url: object) -> urls.EventURL:
     canonical URL a crawl passes (exactly what `urls.event_url` builds for the id it ends with):
     on a short page the full check is a measurable share of the parse."""
     if isinstance(url, str):
-        tail = url[url.rfind("/") + 1 :]
+        cut = url.rfind("/") + 1
+        tail = url[cut:]
         if 0 < len(tail) <= 9 and tail.isascii() and tail.isdigit() and tail[0] != "0":
-            kremlin_id = int(tail)
-            for lang in urls.HOSTS:
-                if url == urls.event_url(lang, kremlin_id):
-                    return urls.event_ref(lang, kremlin_id)
+            # `urls.event_url(lang, id)` is the language's prefix and the id's digits.
+            lang = _CANONICAL_PREFIXES.get(url[:cut])
+            if lang is not None:
+                return urls.EventURL(lang, int(tail), url)
     return urls.parse_event_url(url)
+
+
+_CANONICAL_PREFIXES = {urls.event_url(lang, 1)[:-1]: lang for lang in urls.HOSTS}
 
 
 def parse_event(body: bytes, url: str) -> Transcript:
@@ -1295,12 +1437,13 @@ def parse_event(body: bytes, url: str) -> Transcript:
     except ValueError as exc:
         raise ParseError("bad-url", str(exc)) from None
     root = _html_root(_body_bytes(body), whole_page=True)
-    article = _article(root)
-    read = article.getparent().getparent() if article is not None else _first(_X_READ, root)
-    if article is None:
-        raise _classify_non_event(root, read)
-    if read is not None and not _has(read, "read"):
-        read = None
+    article, read = _article(root)
+    if read is None:  # the article is not where the template puts it
+        read = article.getparent().getparent() if article is not None else _first(_X_READ, root)
+        if article is None:
+            raise _classify_non_event(root, read)
+        if read is not None and not _has(read, "read"):
+            read = None
     _check_identity(expected, article, read)
 
     page = _Page(article)
@@ -1310,8 +1453,7 @@ def parse_event(body: bytes, url: str) -> Transcript:
     columns, status = _status_blocks(page.bottommeta)
     published_at, announce_date = _published(page, status)
 
-    parts = _parts(page.paragraphs, {})
-    lines, mentions = _body_turns(parts)
+    paragraphs, utterances, mentions = _body(page.paragraphs)
 
     tags, sections = _tags(columns, status, expected.url)
     return Transcript(
@@ -1322,8 +1464,8 @@ def parse_event(body: bytes, url: str) -> Transcript:
         published_at=published_at,
         lead=_lead(page.lead),
         place=_text(page.place) or None,
-        paragraphs=[part[0] for part in parts],
-        utterances=assemble_utterances(lines),
+        paragraphs=paragraphs,
+        utterances=utterances,
         tags=tags,
         sections=sections,
         updated_at=_updated(read),
