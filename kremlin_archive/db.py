@@ -534,6 +534,78 @@ def open_db(path: str | Path) -> Database:
     return ensure_db_shape(connect(path))
 
 
+class DeferredSearchIndex:
+    """The full-text indexes (`FTS`) of a bulk write filled once per transaction instead of
+    row by row by their triggers (reparse): FTS5 writes its pending terms out at every
+    savepoint, and `save_transcript` makes one per event, so through the triggers each event
+    became an index segment of its own, to be merged again (half of the time of storing it).
+
+    `begin()`, right after BEGIN, sets the triggers aside inside the transaction: rows
+    inserted from then on are noted, and a row indexed before is taken out of the index when
+    it is updated or deleted (its new values are noted). `flush()`, right before COMMIT,
+    indexes the noted rows (one statement per table) and puts the triggers back as they were.
+    It is all part of the transaction: a committed database always has its triggers and an
+    index that matches its tables; a rollback, or a kill, takes the whole of it back."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.triggers: list[tuple[str, str]] = []  # (name, sql) as they were
+        self.tables: list[str] = []
+
+    def begin(self) -> None:
+        conn = self.db.conn
+        if not conn.in_transaction:
+            raise RuntimeError("DeferredSearchIndex.begin() belongs inside a transaction")
+        wanted = {f"{table}_{suffix}": table for table in FTS for suffix in ("ai", "ad", "au")}
+        marks = ", ".join("?" for _ in wanted)
+        found = conn.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({marks})",
+            list(wanted),
+        ).fetchall()
+        names = {name for name, _ in found}
+        # a table whose three triggers are not all there is left as it is
+        self.tables = [t for t in FTS if all(f"{t}_{s}" in names for s in ("ai", "ad", "au"))]
+        self.triggers = [(name, sql) for name, sql in found if wanted[name] in self.tables]
+        for name, _ in self.triggers:
+            conn.execute(f"DROP TRIGGER [{name}]")
+        for table in self.tables:
+            fts, pending = f"{table}_fts", f"kremlin_fts_pending_{table}"
+            columns = ", ".join(f"[{c}]" for c in FTS[table])
+            old = ", ".join(f"old.[{c}]" for c in FTS[table])
+            forget = (
+                f"INSERT INTO [{fts}] ([{fts}], rowid, {columns}) SELECT 'delete', old.rowid, "
+                f"{old} WHERE old.rowid NOT IN (SELECT id FROM [{pending}]); "
+                f"DELETE FROM [{pending}] WHERE id = old.rowid;"
+            )
+            note = f"INSERT OR IGNORE INTO [{pending}] (id) VALUES (new.rowid);"
+            conn.execute(f"CREATE TEMP TABLE [{pending}] (id INTEGER PRIMARY KEY)")
+            for suffix, event, body in (
+                ("ai", "INSERT", note),
+                ("ad", "DELETE", forget),
+                ("au", "UPDATE", forget + " " + note),
+            ):
+                conn.execute(
+                    f"CREATE TEMP TRIGGER [{pending}_{suffix}] AFTER {event} ON main.[{table}] "
+                    f"BEGIN {body} END"
+                )
+
+    def flush(self) -> None:
+        conn = self.db.conn
+        for table in self.tables:
+            fts, pending = f"{table}_fts", f"kremlin_fts_pending_{table}"
+            columns = ", ".join(f"[{c}]" for c in FTS[table])
+            conn.execute(
+                f"INSERT INTO [{fts}] (rowid, {columns}) SELECT rowid, {columns} FROM [{table}] "
+                f"WHERE rowid IN (SELECT id FROM [{pending}]) ORDER BY rowid"
+            )
+            for suffix in ("ai", "ad", "au"):
+                conn.execute(f"DROP TRIGGER temp.[{pending}_{suffix}]")
+            conn.execute(f"DROP TABLE temp.[{pending}]")
+        for _, sql in self.triggers:
+            conn.execute(sql)
+        self.tables, self.triggers = [], []
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 

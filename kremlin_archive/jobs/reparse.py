@@ -24,13 +24,20 @@ index of revisit originals). The fetch rows of a WARC file are read in one query
 capture.
 
 Reading and parsing -- everything that needs no database: WARC records, `parse_event`, listing
-pages and feeds, content hashes -- run in a second (forked) process when there is more than
-one core (`use_worker`; KREMLIN_REPARSE_WORKER=0 keeps them in this one), beside the writes.
-It hands the captures over in WARC order, so the database is written exactly as inline.
+pages and feeds, content hashes, the `fetches` row of each capture -- run in a second (forked)
+process when there is more than one core (`use_worker`; KREMLIN_REPARSE_WORKER=0 keeps them in
+this one), beside the writes. It hands the captures over in WARC order, so the database is
+written exactly as inline, and without their bodies (nothing the writer does needs them once
+the page is parsed and its fetch row made; they were most of the bytes sent).
 
 Writes go in batches: one transaction per `BATCH_CAPTURES` captures or `BATCH_SECONDS`
-seconds, whichever comes first (a commit per event cost more than the event's rows, and the
-full-text indexes are flushed once per transaction). Atomicity: each event's rows are written
+seconds, whichever comes first (a commit per event cost more than the event's rows). The
+full-text indexes are filled once per batch, right before its COMMIT, instead of row by row
+by their triggers (`db.DeferredSearchIndex`: FTS5 writes a segment at every savepoint, i.e.
+per event, which was half of the time of storing one); the triggers are set aside and put
+back inside the batch's transaction, so every committed state has them and an index that
+matches the tables, and the finished index holds exactly what the triggers would have put
+there. Atomicity: each event's rows are written
 inside one savepoint (`save_transcript`), so no event is ever half stored; a kill or an
 unexpected error takes back the whole uncommitted batch and keeps the batches committed before
 it; a reparse run again finishes the work. A damaged record or a page the parser refuses is
@@ -39,9 +46,11 @@ recorded inside the batch and does not disturb the rest of it.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import multiprocessing
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,16 +71,19 @@ BATCH_SECONDS = 5.0  # ... or seconds, whichever comes first
 
 
 class _Batches:
-    """One write transaction per batch of captures (see the module doc)."""
+    """One write transaction per batch of captures (see the module doc), the full-text
+    indexes filled once at its end (`db.DeferredSearchIndex`)."""
 
     def __init__(self, db: Database, size: int, seconds: float):
         self.conn = db.conn
+        self.search = dbmod.DeferredSearchIndex(db)
         self.size, self.seconds = size, seconds
         self.count, self.started = 0, 0.0
 
     def begin(self) -> None:
         if not self.conn.in_transaction:
             self.conn.execute("BEGIN")
+            self.search.begin()
             self.count, self.started = 0, time.monotonic()
 
     def done(self) -> None:
@@ -82,6 +94,7 @@ class _Batches:
 
     def commit(self) -> None:
         if self.conn.in_transaction:
+            self.search.flush()
             self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -177,8 +190,11 @@ class Parsed:
 
 
 # What the reader hands the writer, in WARC order: ("damaged", filename, offset, reason), or
-# ("capture", capture, ref, parsed) where `parsed` is a `Parsed` or a ParseError's reason
-# (an event page to store), a (lang, items) pair (a listing page or the feed) or None.
+# ("capture", capture, ref, parsed, fetch) where `parsed` is a `Parsed` or a ParseError's
+# reason (an event page to store), a (lang, items) pair (a listing page or the feed) or None,
+# and `fetch` the capture's `fetches` row should the database not have it (`_fetch_row`). The
+# capture comes without its body: everything the writer needs of it is in `parsed` and
+# `fetch` (a body is most of the bytes a worker would send).
 Item = tuple
 
 
@@ -213,9 +229,10 @@ def _parse(capture: warc.Capture, ref: urls.EventURL | None) -> Parsed | str:
     return Parsed(transcript, dbmod.prepare_content(transcript))
 
 
-def _read(warc_dir: str | Path, existing: set[str]) -> Iterator[Item]:
+def _read(warc_dir: str | Path, existing: set[str], run_id: str) -> Iterator[Item]:
     """Every capture of the folder in order, with what can be read from it alone: the events
-    the database does not hold parsed (those it holds wait for their latest capture)."""
+    the database does not hold parsed (those it holds wait for their latest capture), and
+    its `fetches` row as a reparse of run `run_id` would record it."""
     damaged: list[Item] = []
 
     def on_error(filename: str, offset: int, reason: str) -> None:
@@ -230,37 +247,63 @@ def _read(warc_dir: str | Path, existing: set[str]) -> Iterator[Item]:
             parsed = _listed_items(capture)
         elif capture.status in EVENT_STATUSES and ref.key not in existing:
             parsed = _parse(capture, ref)
-        yield ("capture", capture, ref, parsed)
+        fetch = _fetch_row(capture, ref, run_id)
+        yield ("capture", dataclasses.replace(capture, body=b""), ref, parsed, fetch)
     yield from damaged
 
 
 CHUNK = 16  # items per message from the reading process
+AHEAD = 64  # messages the reading process may have ready before the writer takes them
 
 
-def _read_into(conn: Any, warc_dir: str | Path, existing: set[str]) -> None:
-    """The reading process: `_read` sent down `conn` in chunks; ("end",) or ("raise", exc)."""
+def _read_into(conn: Any, warc_dir: str | Path, existing: set[str], run_id: str) -> None:
+    """The reading process: `_read` sent down `conn` in chunks; ("end",) or ("raise", exc).
+
+    A thread sends them, up to `AHEAD` chunks behind, so that reading and parsing go on
+    while the writer is busy with a commit (the pipe alone holds a few items: the two sides
+    waited for each other a third of the time)."""
+    ready: queue.Queue = queue.Queue(maxsize=AHEAD)
+    broken = threading.Event()  # the writer is gone: stop reading
+
+    def send() -> None:
+        while (chunk := ready.get()) is not None:
+            if broken.is_set():
+                continue
+            try:
+                conn.send(chunk)
+            except Exception:
+                broken.set()
+
+    sender = threading.Thread(target=send, name="reparse-sender", daemon=True)
+    sender.start()
     try:
         chunk: list[Item] = []
-        for item in _read(warc_dir, existing):
+        for item in _read(warc_dir, existing, run_id):
+            if broken.is_set():
+                return
             chunk.append(item)
             if len(chunk) >= CHUNK:
-                conn.send(chunk)
+                ready.put(chunk)
                 chunk = []
         chunk.append(("end",))
-        conn.send(chunk)
+        ready.put(chunk)
     except BaseException as exc:  # handed to the writer, which raises it
-        with contextlib.suppress(Exception):
-            conn.send([("raise", exc)])
+        ready.put([("raise", exc)])
     finally:
+        ready.put(None)
+        sender.join()
         conn.close()
 
 
-def _read_elsewhere(warc_dir: str | Path, existing: set[str]) -> Iterator[Item]:
+def _read_elsewhere(warc_dir: str | Path, existing: set[str], run_id: str) -> Iterator[Item]:
     """`_read` in a forked process, so that reading and parsing run beside the writes."""
     context = multiprocessing.get_context("fork")
     receiving, sending = context.Pipe(duplex=False)
     process = context.Process(
-        target=_read_into, args=(sending, warc_dir, existing), name="reparse-reader", daemon=True
+        target=_read_into,
+        args=(sending, warc_dir, existing, run_id),
+        name="reparse-reader",
+        daemon=True,
     )
     process.start()
     sending.close()
@@ -367,12 +410,14 @@ def reparse(
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
-    def take(capture: warc.Capture, ref: urls.EventURL | None, parsed: Any) -> None:
+    def take(
+        capture: warc.Capture, ref: urls.EventURL | None, parsed: Any, new_fetch: dict
+    ) -> None:
         result.captures += 1
         loc = capture.location
         fetch = known.get(loc.filename, loc.offset)
         if fetch is None:
-            fetch = _fetch_row(capture, ref, run_id)
+            fetch = new_fetch
             fetch["id"] = dbmod.record_fetch(db, fetch)
             result.fetches_added += 1
         if ref is None:
@@ -402,7 +447,7 @@ def reparse(
     known = _KnownFetches(db)
     batches = _Batches(db, BATCH_CAPTURES, BATCH_SECONDS)
     reading = (_read_elsewhere if (use_worker() if worker is None else worker) else _read)(
-        warc_dir, existing
+        warc_dir, existing, run_id
     )
     try:
         for item in reading:

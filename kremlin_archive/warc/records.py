@@ -25,7 +25,11 @@ from typing import Any
 from warcio.bufferedreaders import BufferedReader, ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
-from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParserException
+from warcio.statusandheaders import (
+    StatusAndHeaders,
+    StatusAndHeadersParser,
+    StatusAndHeadersParserException,
+)
 from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
 
 try:  # advisory locks; POSIX only (without them a live file is merely not protected)
@@ -306,8 +310,231 @@ def check_block_digest(warc_headers: StatusAndHeaders, block: bytes) -> None:
         raise Damaged(f"block digest failed: {declared}")
 
 
+_LOADER = ArcWarcRecordLoader(verify_http=False, arc2warc=False)
+
+
 def parse_record(data: bytes, offset: int, length: int) -> Record:
-    """Parse one decompressed member as exactly one WARC record, verifying its digests."""
+    """Parse one decompressed member as exactly one WARC record, verifying its digests.
+
+    The records this project writes (and most others) take `_parse_plain_record`: warcio's
+    own header parsers on the bytes in memory and one hash per digest, with none of warcio's
+    stream layers (they were most of the time of reading a file). Anything that path is not
+    sure of -- a digest that does not match or is written another way, odd lengths, an error
+    -- is parsed again by warcio's record loader (`_parse_record_by_warcio`), so a record is
+    accepted, refused and described exactly as warcio does."""
+    try:
+        record = _parse_plain_record(data, offset, length)
+    except Exception:  # whatever it is, warcio's loader gives the verdict and the reason
+        record = None
+    return record or _parse_record_by_warcio(data, offset, length)
+
+
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_BASE32_AS_DIGITS = str.maketrans(_BASE32, "0123456789abcdefghijklmnopqrstuv")
+
+
+def _is_base32_of(value: str, raw: bytes) -> bool:
+    """Whether ``value`` is exactly ``base64.b32encode(raw)`` (as text), without building it
+    (`base64.b32encode` is Python code, a good part of the time of reading a record)."""
+    chars = -(-len(raw) * 8 // 5)  # significant characters, then "=" up to a multiple of 8
+    if len(value) != -(-chars // 8) * 8 or value[chars:] != "=" * (len(value) - chars):
+        return False
+    digits = value[:chars]
+    if not digits or digits.strip(_BASE32):  # only the alphabet (int() would take other digits too)
+        return False
+    return int(digits.translate(_BASE32_AS_DIGITS), 32) == int.from_bytes(raw, "big") << (
+        chars * 5 - len(raw) * 8
+    )
+
+
+def _digest_matches(declared: str, data: bytes | memoryview) -> tuple[bool, Any]:
+    """(whether ``declared``, "algo:BASE32" as warcio writes it, is the digest of ``data``,
+    the hash object); False for any other notation (warcio then decides)."""
+    algo, _, value = declared.partition(":")
+    hasher = hashlib.new(algo, data)
+    return _is_base32_of(value, hasher.digest()), hasher
+
+
+def _header_lines(data: bytes, pos: int, limit: int) -> Iterator[tuple[str, int]]:
+    """The lines of ``data`` from ``pos`` as warcio's header parser reads them (each up to and
+    with its LF, none beyond ``limit``; UTF-8, else Latin-1, line by line), each with where
+    the next begins. The block up to the first empty line is decoded at once when it is
+    UTF-8 (then so is each of its lines); beyond it, or otherwise, line by line."""
+    blank = data.find(b"\r\n\r\n", pos, limit)
+    if blank >= 0:
+        try:
+            text = data[pos : blank + 4].decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            plain = text.isascii()
+            for piece in text.split("\n")[:-1]:  # the text ends with an LF
+                line = piece + "\n"
+                pos += len(line) if plain else len(line.encode("utf-8"))
+                yield line, pos
+    while True:
+        end = data.find(b"\n", pos, limit)
+        end = limit if end < 0 else end + 1
+        raw = data[pos:end]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("iso-8859-1")
+        pos = end
+        yield line, pos
+
+
+def _plain_headers(
+    data: bytes, pos: int, limit: int, prefixes: list[str] | None
+) -> tuple[StatusAndHeaders, int] | None:
+    """`_read_headers` in one go for the usual block -- UTF-8, CRLF line ends, a status line
+    and "Name: value" lines, none of them blank or continued, up to an empty line -- or
+    None for any other."""
+    blank = data.find(b"\r\n\r\n", pos, limit)
+    if blank < 0:
+        return None
+    try:
+        text = data[pos:blank].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\n" in text.replace("\r\n", "") or "\r\n " in text or "\r\n\t" in text:
+        return None
+    lines = [line.rstrip() for line in text.split("\r\n")]
+    if not all(lines):
+        return None
+    statusline = lines[0]
+    if prefixes is not None:
+        protocol_status = StatusAndHeadersParser.split_prefix(statusline, prefixes)
+        if not protocol_status:
+            return None
+    else:
+        protocol_status = statusline.split(" ", 1)
+    headers = [
+        (name.rstrip(" \t"), value.lstrip())
+        for name, colon, value in (line.partition(":") for line in lines[1:])
+        if colon
+    ]
+    status = protocol_status[1].strip() if len(protocol_status) > 1 else ""
+    parsed = StatusAndHeaders(
+        statusline=status, headers=headers, protocol=protocol_status[0], total_len=len(text) + 4
+    )
+    return parsed, blank + 4
+
+
+def _read_headers(
+    data: bytes, pos: int, limit: int, prefixes: list[str] | None
+) -> tuple[StatusAndHeaders, int]:
+    """`warcio.statusandheaders.StatusAndHeadersParser.parse` over ``data[pos:limit]``
+    (``prefixes``: the status lines it verifies, None for none) without a stream: the same
+    StatusAndHeaders, and where the headers end. Raises as it does."""
+    plain = _plain_headers(data, pos, limit, prefixes)
+    if plain is not None:
+        return plain
+    lines = _header_lines(data, pos, limit)
+    text, pos = next(lines)
+    statusline, total = text.rstrip(), len(text)
+    if total == 0:
+        raise EOFError()
+    if not statusline:
+        return StatusAndHeaders(statusline="", headers=[], protocol="", total_len=total), pos
+    if prefixes is not None:
+        protocol_status = StatusAndHeadersParser.split_prefix(statusline, prefixes)
+        if not protocol_status:
+            message = f"Expected Status Line starting with {prefixes} - Found: {statusline}"
+            raise StatusAndHeadersParserException(message, text)
+    else:
+        protocol_status = statusline.split(" ", 1)
+    headers = []
+    text, pos = next(lines)
+    line, total = text.rstrip(), total + len(text)
+    while line:
+        name, colon, value = line.partition(":")
+        if colon:
+            name, value = name.rstrip(" \t"), value.lstrip()
+        text, pos = next(lines)
+        next_line, total = text.rstrip(), total + len(text)
+        while next_line and next_line.startswith((" ", "\t")):  # continuation lines
+            if colon:
+                value += next_line
+            text, pos = next(lines)
+            next_line, total = text.rstrip(), total + len(text)
+        if colon:
+            headers.append((name, value))
+        line = next_line
+    status = protocol_status[1].strip() if len(protocol_status) > 1 else ""
+    parsed = StatusAndHeaders(
+        statusline=status, headers=headers, protocol=protocol_status[0], total_len=total
+    )
+    return parsed, pos
+
+
+def _http_headers(
+    rec_type: str | None, uri: str, data: bytes, start: int, end: int
+) -> tuple[StatusAndHeaders | None, int]:
+    """`ArcWarcRecordLoader.load_http_headers` (verify_http=False) for the block
+    ``data[start:end]`` (not empty): the HTTP headers, if any, and where the payload starts."""
+    if rec_type not in _LOADER.HTTP_RECORDS or not uri.startswith(_LOADER.HTTP_SCHEMES):
+        return None, start
+    try:
+        return _read_headers(data, start, end, None)
+    except EOFError:
+        if rec_type == "revisit":  # an empty revisit with no HTTP headers is fine
+            return None, start
+        raise
+
+
+def _parse_plain_record(data: bytes, offset: int, length: int) -> Record | None:
+    """`parse_record` for a well-formed record whose digests are in warcio's notation and
+    match; None for anything else."""
+    head_end = data.find(b"\r\n\r\n")
+    if not data.startswith(b"WARC/") or head_end < 0:
+        return None
+    rec_headers, block_start = _read_headers(data, 0, len(data), _LOADER.WARC_TYPES)
+    if block_start != head_end + 4:
+        return None
+    fields: dict[str, str] = {}  # get_header: the first of each name, any case
+    for name, value in rec_headers.headers:
+        fields.setdefault(name.lower(), value)
+    rec_type = fields.get("warc-type")
+    uri = fields.get("warc-target-uri")
+    if uri is not None and (uri.startswith("<") or " " in uri):  # warcio rewrites it
+        return None
+    declared = int(fields["content-length"])
+    block_end = block_start + declared
+    if declared <= 0 or len(data) < block_end or data[block_end:].strip(b"\r\n"):
+        return None
+    http_headers, payload_start = _http_headers(rec_type, uri, data, block_start, block_end)
+    payload = data[payload_start:block_end]
+    payload_sha256 = ""
+    if rec_type == "revisit":  # warcio does not verify revisits; their block is ours
+        check_block_digest(rec_headers, data[block_start:block_end])
+    else:
+        block_digest = fields.get("warc-block-digest")
+        payload_digest = fields.get("warc-payload-digest")
+        if "warc-segment-number" in fields:
+            payload_digest = None
+        if block_digest and not _digest_matches(block_digest, data[block_start:block_end])[0]:
+            return None
+        if payload_digest:
+            matches, hasher = _digest_matches(payload_digest, payload)
+            if not matches:
+                return None
+            if hasher.name == "sha256":
+                payload_sha256 = hasher.hexdigest()
+        payload_sha256 = payload_sha256 or hashlib.sha256(payload).hexdigest()
+    return Record(
+        offset=offset,
+        length=length,
+        rec_type=rec_type or "",
+        warc_headers=rec_headers,
+        http_headers=http_headers,
+        payload=payload if rec_type != "revisit" else b"",
+        payload_sha256=payload_sha256,
+    )
+
+
+def _parse_record_by_warcio(data: bytes, offset: int, length: int) -> Record:
+    """`parse_record` by warcio's record loader and its digest-verifying streams."""
     if not data.startswith(b"WARC/"):
         raise Damaged("gzip member does not hold a WARC record")
     head_end = data.find(b"\r\n\r\n")
