@@ -642,7 +642,7 @@ SCALE_TARGETS = {
 }
 
 
-SCALE_TARGETS = (
+SCALE_TARGET_NAMES = (
     ("whole-site Datasette", "datasette"),
     ("whole-site refresh", "refresh_local"),
     ("refresh growth", "refresh_growth"),
@@ -652,7 +652,7 @@ SCALE_TARGETS = (
 def scale_missed(s: dict) -> list[str]:
     """The names of the whole-site targets (section 8) that are missed."""
     met = scale_met(s)
-    return [name for name, key in SCALE_TARGETS if not met[key]]
+    return [name for name, key in SCALE_TARGET_NAMES if not met[key]]
 
 
 def scale_met(s: dict) -> dict[str, bool]:

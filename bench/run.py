@@ -338,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     results["phases"] = list(phases)
     results["load_end"] = os.getloadavg()
     results["total_s"] = time.monotonic() - T0
+    # the measurements first, so that a fault of the report never costs a run (`--from-json`)
+    saved = Path(tempfile.gettempdir()) / "kremlin-bench-results.json"
+    saved.write_text(json.dumps(results, indent=1, default=str))
+    say(f"results saved to {saved}")
     write_atomically(args.out, report(results))
     say(f"wrote {args.out} (total {results['total_s'] / 60:.1f} min)")
     if results["total_s"] > BUDGET_S:
