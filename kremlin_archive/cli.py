@@ -535,14 +535,21 @@ def replay(source, host, port, log_path, etags, last_modified, allow_remote, qui
         click.echo(f"kremlin-archive: replay: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     example_host = server.default_host or "en.kremlin.ru"
-    click.echo(
-        f"Replaying {source} ({len(server.mirror)} files, ready in "
-        f"{server.startup_seconds:.1f} s) at {server.proxy_url}\n"
-        f"  http_proxy={server.proxy_url} kremlin-archive crawl …\n"
-        f"  curl -x {server.proxy_url} http://{example_host}/robots.txt\n"
-        "Ctrl-C to stop."
-    )
-    serve(server)
+    # Serving from here on: a Ctrl-C that comes before `serve` has taken over (the banner is
+    # what a caller waits for) stops the server too, rather than leaving its thread running.
+    try:
+        click.echo(
+            f"Replaying {source} ({len(server.mirror)} files, ready in "
+            f"{server.startup_seconds:.1f} s) at {server.proxy_url}\n"
+            f"  http_proxy={server.proxy_url} kremlin-archive crawl …\n"
+            f"  curl -x {server.proxy_url} http://{example_host}/robots.txt\n"
+            "Ctrl-C to stop."
+        )
+        serve(server)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     sys.exit(EXIT_OK)
 
 
