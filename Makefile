@@ -57,7 +57,7 @@ $(PYWB_STAMP):
 
 pywb: $(PYWB_STAMP)
 
-# Everything (what CI runs): about 6 minutes on 2 cores.
+# Everything (what CI runs): about 13 minutes on 2 cores.
 test: $(STAMP) try-system-deps pywb
 	$(BIN)/pytest
 
