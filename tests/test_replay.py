@@ -875,6 +875,9 @@ def test_command_line_serves_until_interrupted(mirror_dir, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a test run started in the background of a shell script
+        # ignores SIGINT, and a child inherits that (found when `make test &` failed here)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first_line = process.stdout.readline()
@@ -888,9 +891,18 @@ def test_command_line_serves_until_interrupted(mirror_dir, tmp_path):
         response.read()
         conn.close()
     finally:
+        # what the server's signals are (inherited from this process: a blocked or ignored
+        # SIGINT would keep it serving), for the message if it does not stop
+        with open(f"/proc/{process.pid}/status") as status:
+            signals = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn"))]
         process.send_signal(signal.SIGINT)
-        process.wait(10)
-    assert process.returncode == 0, process.stderr.read()
+        try:
+            _, err = process.communicate(timeout=10)  # the pipes drained while it stops
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, err = process.communicate()
+            pytest.fail(f"replay did not stop on SIGINT ({signals}): {err[-3000:]}")
+    assert process.returncode == 0, err
     assert json.loads(log_path.read_text().splitlines()[0])["url"] == ROBOTS
 
 
