@@ -116,6 +116,9 @@ def shown(argv: list[str], work: Path, proxy: str | None = None) -> str:
     """The command as a reader can retype it (paths relative to the repo or $WORK)."""
     text = " ".join(shlex.quote(a) for a in argv)
     text = text.replace(PY, ".venv/bin/python").replace(str(work), "$WORK")
+    mirror = os.environ.get("KREMLIN_MIRROR_DIR")  # a mirror unpacked outside $WORK
+    if mirror:
+        text = text.replace(str(Path(mirror)), "$KREMLIN_MIRROR_DIR")
     text = text.replace(str(REPO) + "/", "")
     return (f"http_proxy={proxy} " if proxy else "") + text
 
