@@ -120,6 +120,18 @@ def assert_fault_contained(
 # -- 5xx, 429, 403 ---------------------------------------------------------------------------
 
 
+def resume_days(replay, home, mirror_dir, broken_run: str, broken_status: str):
+    """The next crawl of DAYS after a broken run: it finishes, the broken run is recorded as
+    `broken_status`, and every event of DAYS is stored as captured."""
+    resumed = cli_run(replay, home, "crawl", *DAYS)
+    assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
+    statuses = {r["id"]: r["status"] for r in resumed.rows("SELECT id, status FROM runs")}
+    assert statuses == {broken_run: broken_status, resumed.run_row["id"]: "finished"}
+    assert event_ids(resumed) == DAYS_IDS
+    assert_stored_as_captured(resumed, mirror_dir, DAYS_IDS)
+    return resumed
+
+
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_then_success(status, replay, tmp_path, mirror_dir):
     replay.fault(FAULTED, status, times=2)
@@ -609,12 +621,7 @@ def test_sigkill_leaves_a_sound_archive_and_the_next_run_completes(
 
     # the next run: repairs the WARC tail (and says so), marks the killed run, completes
     replay.clear_faults()
-    resumed = cli_run(replay, home, "crawl", *DAYS)
-    assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
-    statuses = {r["id"]: r["status"] for r in resumed.rows("SELECT id, status FROM runs")}
-    assert statuses == {killed["id"]: "interrupted", resumed.run_row["id"]: "finished"}
-    assert event_ids(resumed) == DAYS_IDS
-    assert_stored_as_captured(resumed, mirror_dir, DAYS_IDS)
+    resumed = resume_days(replay, home, mirror_dir, killed["id"], "interrupted")
     damage = []
     list(warc.iter_captures(warc_dir, on_error=lambda *a: damage.append(a)))
     assert damage == []
@@ -686,12 +693,7 @@ def test_a_crash_of_the_writer_thread_fails_the_run_and_loses_nothing(replay, tm
     assert damage == []
     database.close()
 
-    resumed = cli_run(replay, home, "crawl", *DAYS)
-    assert resumed.result.returncode == 0, resumed.result.stderr[-3000:]
-    statuses = {r["id"]: r["status"] for r in resumed.rows("SELECT id, status FROM runs")}
-    assert statuses == {crashed["id"]: "failed", resumed.run_row["id"]: "finished"}
-    assert event_ids(resumed) == DAYS_IDS
-    assert_stored_as_captured(resumed, mirror_dir, DAYS_IDS)
+    resume_days(replay, home, mirror_dir, crashed["id"], "failed")
     assert_sound(db_path, warc_dir)
 
 
