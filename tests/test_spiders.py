@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import inspect
 
 import pytest
 from conftest import (
@@ -741,3 +742,20 @@ def test_a_wayback_error_never_says_the_site_lacks_the_page(crawler_for):
     from kremlin_archive.items import coverage_state
 
     assert coverage_state(error.stage, error.status, error.reason, error.source) == "failed"
+
+
+@pytest.mark.parametrize("spider_class", [KremlinSpider, UrlsSpider])
+def test_no_generator_callback_returns_a_value(spider_class):
+    """Scrapy would drop a generator callback's `return value`; the project turns off its check
+    per response (WARN_ON_GENERATOR_RETURN_VALUE, settings.py), so it is made here, once, over
+    every callback and errback of the spiders: their methods that are generator functions."""
+    from scrapy.utils.misc import is_generator_with_return_value
+
+    generators = [
+        name
+        for name in dir(spider_class)
+        if inspect.isgeneratorfunction(getattr(spider_class, name, None))
+    ]
+    assert "parse_event" in generators  # the check sees the callbacks
+    returning = [n for n in generators if is_generator_with_return_value(getattr(spider_class, n))]
+    assert returning == []
