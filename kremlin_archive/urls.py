@@ -28,6 +28,9 @@ _HOST_LANG = {
 MAX_URL_LENGTH = 2048
 
 _TRANSCRIPT_SUBLISTS = "speeches|statements|news-conferences|press-statements|messages"
+# C0 controls and DEL: never part of a URL anyone means (a regex, not a per-character loop:
+# every response's URL is checked).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Path forms of one event page. The id is the only group captured.
 _EVENT_PATH = re.compile(
     r"^/(?:"
@@ -102,7 +105,7 @@ def parse_event_url(url: object) -> EventURL:
         raise ValueError(
             f"not a kremlin.ru event URL (longer than {MAX_URL_LENGTH}): {url[:80]!r}…"
         )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _CONTROL.search(url):
         raise ValueError(f"not a kremlin.ru event URL (control characters): {raw!r}")
     if "://" not in url and re.match(r"^(?:www\.|en\.)?kremlin\.ru/", url, re.IGNORECASE):
         url = "http://" + url  # pasted without a scheme
