@@ -6,14 +6,16 @@ drift of the machine's load cancels), median ratio of pages per second. Pages pe
 counted on the replay server: requests ÷ (last answer − first request), which leaves out process
 start-up; wall and CPU time come from wait4.
 
-When the crawl misses its target, one crawl of the slice and one bare run go under cProfile
-(`profile_crawl`, `profile_bare`): the reactor loop's time cut into pieces that do not contain
-one another (`crawl_buckets`).
+When the crawl misses its target, one crawl of the slice and one bare run go under py-spy
+(`profile_crawl`, `profile_bare`), which samples every thread and keeps the samples that hold
+the GIL: the event loop's and the writer thread's Python time, each cut into parts that do not
+contain one another (`gil_profile`).
 """
 
 from __future__ import annotations
 
-import pstats
+import os
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -27,16 +29,11 @@ from common import (
     child_env,
     cli,
     count_events,
-    cum,
-    cum_named,
-    own,
-    profiled,
     say,
     shown,
     with_settings,
 )
 
-from kremlin_archive import parsing
 from kremlin_archive.devtools.replay import ReplayServer
 
 # The crawl-vs-bare slice: four months the listing walk covers without a hole (entered at the
@@ -140,124 +137,120 @@ def crawl_vs_bare(mirror: Path, work: Path, pairs: int) -> dict:
 
 # -- profiles, when the target is missed -----------------------------------------------------------
 
-
-def reactor_loop_s(stats: pstats.Stats) -> float:
-    """Cumulative seconds of asyncio's run_forever: the reactor thread's whole loop."""
-    return cum_named(stats, "run_forever", "asyncio/base_events.py")
-
-
-def epoll_idle_s(stats: pstats.Stats) -> float:
-    """Own seconds waiting in epoll: the loop's idle time."""
-    return own(stats, lambda name: "of 'select.epoll' objects" in name and "poll" in name)
+# py-spy samples every thread of the process from outside; `--gil` keeps only the samples where
+# a thread holds the GIL, i.e. runs Python code. The writer thread and the event loop share one
+# GIL, so their GIL seconds add up to what the process can do at most per second; cProfile sees
+# one thread only and counts a wait for the GIL as time of whatever function waits.
+SPY_RATE = 250  # samples per second
 
 
-def crawl_buckets(stats: pstats.Stats) -> tuple[float, list[tuple[str, float]]]:
-    """The reactor loop's time and, inside it, what the project adds to a bare fetch, in
-    pieces that do not contain one another."""
-    from kremlin_archive import db, middlewares, pipelines, spiders, warc
-    from kremlin_archive.spiders import base, kremlin
+def py_spy() -> str:
+    """The py-spy of the bench's environment (pyproject.toml `[bench]` extra)."""
+    spy = Path(os.path.normpath(Path(PY).parent / "py-spy"))  # not resolve(): a venv's link
+    if not spy.exists():
+        raise SystemExit(f"py-spy is missing ({spy}): pip install -e '.[bench]'")
+    return str(spy)
 
-    del spiders
-    loop = reactor_loop_s(stats)
-    # (the recorder's coroutines: what the event loop still does of recording an exchange; the
-    # WARC record, the fetches row and the store run on the writer thread, which cProfile does
-    # not see -- they count 0 here)
-    recorder = sum(
-        cum(stats, getattr(middlewares.FetchRecorderMiddleware, name))
-        for name in ("process_response", "_process_response", "process_exception")
-        if hasattr(middlewares.FetchRecorderMiddleware, name)
-    )
-    warc = cum(stats, warc.WarcWriter.write_exchange)
-    fetch_row = cum(stats, db.record_fetch)
-    revisit = cum(stats, db.last_capture_of_payload)
-    store = cum(stats, db.save_transcript)
-    persons = cum(stats, db._resolve_people) + cum(stats, db.settle_persons)
-    pipes = sum(
-        cum(stats, cls.process_item)
-        for cls in (pipelines.ValidatePipeline, pipelines.StorePipeline)
-    )
-    parse = cum(stats, parsing.parse_event)
-    listing = cum(stats, parsing.parse_listing)
-    callbacks = cum(stats, base.EventSpider.parse_event) + cum(
-        stats, kremlin.KremlinSpider.parse_listing
-    )
-    logging_s = cum_named(stats, "callHandlers", "logging/__init__.py")
-    idle = epoll_idle_s(stats)
-    rows = [
-        ("store: db.save_transcript (events, utterances, tags, FTS triggers)", store - persons),
-        ("persons: db._resolve_people (resolve turns, store links), db.settle_persons", persons),
-        ("WARC: write_exchange (build records, gzip, write, fsync)", warc),
-        ("fetches row: db.record_fetch", fetch_row),
-        ("revisit lookup: db.last_capture_of_payload", revisit),
-        (
-            "rest of FetchRecorderMiddleware (sha256, headers, decode)",
-            max(recorder - warc - fetch_row - revisit, 0.0),
-        ),
-        ("parse: parsing.parse_event", parse),
-        ("parse: parsing.parse_listing", listing),
-        ("rest of the spider callbacks", max(callbacks - parse - listing, 0.0)),
-        ("rest of the pipelines (validate, error rows)", max(pipes - store, 0.0)),
-        ("logging (to stderr)", logging_s),
-        ("waiting in epoll (idle)", idle),
-    ]
-    rows.append(
-        (
-            "the rest: Scrapy/Twisted/asyncio machinery (the bare spider runs it too), other "
-            "middlewares, scheduling",
-            loop - sum(x for _, x in rows),
-        )
-    )
-    return loop, rows
+
+def spied(raw: Path, argv: list[str]) -> list[str]:
+    return [py_spy(), "record", "--threads", "--gil", "--rate", str(SPY_RATE), "--format", "raw",
+            "--output", str(raw), "--", *argv]  # fmt: skip
+
+
+def spy_samples(raw: Path):
+    """(thread, frames root first, samples) of each distinct stack of a raw py-spy record."""
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        # "thread (0x7f…): MainThread" -> "MainThread" (empty before Python names the thread)
+        thread = frames[0].partition(":")[2].strip() or "MainThread"
+        yield thread, [re.sub(r":\d+\)$", ")", f) for f in frames[1:]], int(count)
+
+
+# Where the event loop's and the writer's GIL time goes: the first rule matching a stack,
+# searched from its innermost frame out (so parse_event inside the spider's callback counts as
+# parsing, the rest of the callback as the project's code).
+LOOP_PARTS = [
+    ("parse: parsing.parse_event", "parse_event (kremlin_archive/parsing.py)"),
+    ("parse: parsing.parse_listing", "parse_listing (kremlin_archive/parsing.py)"),
+    ("logging (to stderr)", "logging/__init__.py"),
+]
+WRITER_PARTS = [
+    ("persons: db._resolve_people, db.settle_persons", "_resolve_people (kremlin_archive/db.py)"),
+    ("persons: db._resolve_people, db.settle_persons", "settle_persons (kremlin_archive/db.py)"),
+    ("store: db.save_transcript", "save_transcript (kremlin_archive/db.py)"),
+    ("WARC: write_exchange (records, gzip, write, fsync)", "write_exchange (kremlin_archive/"),
+    ("fetches row: db.record_fetch", "record_fetch (kremlin_archive/db.py)"),
+    ("revisit lookup: db.last_capture_of_payload", "last_capture_of_payload (kremlin_archive/"),
+]
+# the project's frames that hold the whole run, not work of their own
+_OUTER = ("kremlin_archive/cli.py", "run_crawl (kremlin_archive/crawl_run.py)")
+
+
+def _part(frames: list[str], parts: list[tuple[str, str]], rest: str) -> str:
+    for frame in reversed(frames):
+        for label, marker in parts:
+            if marker in frame:
+                return label
+    for frame in reversed(frames):
+        if "kremlin_archive/" in frame and not any(o in frame for o in _OUTER):
+            return rest
+    return ""
+
+
+def gil_profile(raw: Path) -> dict:
+    """GIL seconds by thread and part: start-up and shutdown (outside the reactor loop), the
+    event loop's work, the writer's."""
+    loop: dict[str, float] = {}
+    writer: dict[str, float] = {}
+    outside = 0.0
+    for thread, frames, count in spy_samples(raw):
+        seconds = count / SPY_RATE
+        if thread == "kremlin-writer":
+            label = _part(frames, WRITER_PARTS, "rest of the writer's jobs")
+            writer[label or "the writer's queue"] = (
+                writer.get(label or "the writer's queue", 0) + seconds
+            )
+        elif not any("run_forever" in f for f in frames):
+            outside += seconds  # imports, opening the archive, closing it
+        else:
+            label = _part(frames, LOOP_PARTS, "the project's other code (middlewares, spider "
+                          "callbacks, pipelines, the writer's hand-off)")  # fmt: skip
+            label = label or "Scrapy/Twisted/asyncio machinery"
+            loop[label] = loop.get(label, 0) + seconds
+    return {"loop": loop, "writer": writer, "outside_s": outside}
 
 
 def profile_crawl(mirror: Path, work: Path) -> dict:
-    """One crawl of the slice under cProfile: where the reactor thread's time goes."""
+    """One crawl of the slice under py-spy: GIL time of the event loop and the writer thread."""
     home = work / "profile"
-    prof = work / "crawl.prof"
-    argv = with_settings(profiled(prof, "-m", "kremlin_archive.cli", *slice_crawl(home)))
+    raw = work / "crawl.spy"
+    argv = with_settings(cli(*slice_crawl(home)))
     with ReplayServer(mirror) as server:
-        run = Run(argv, env=child_env(server.proxy_url), log=work / "profile.log")
+        run = Run(spied(raw, argv), env=child_env(server.proxy_url), log=work / "profile.log")
         result = checked(run, run.wait(), "profiled crawl")
         requests = len(server.log)
-    stats = pstats.Stats(str(prof))
-    loop, rows = crawl_buckets(stats)
-    sql_names = {
-        "<method 'execute' of 'sqlite3.Connection' objects>",
-        "<method 'execute' of 'sqlite3.Cursor' objects>",
-        "<method 'executemany' of 'sqlite3.Connection' objects>",
-        "<method 'fetchall' of 'sqlite3.Cursor' objects>",
-        "<method 'fetchone' of 'sqlite3.Cursor' objects>",
-        "<method 'commit' of 'sqlite3.Connection' objects>",
-    }
     shutil.rmtree(home, ignore_errors=True)
     return {
-        "command": shown(argv, work, "$REPLAY"),
+        "command": shown(spied(Path("$WORK/crawl.spy"), argv), work, "$REPLAY"),
         "requests": requests,
         "wall_s": result["wall_s"],
-        "reactor_s": loop,
-        "buckets": rows,
-        "fsync_s": own(stats, lambda name: "fsync" in name),
-        "compress_s": own(stats, lambda name: "of 'zlib.Compress' objects" in name),
-        "sqlite_s": own(stats, lambda name: name in sql_names),
-        "sqlite_calls": sum(v[1] for (_f, _l, name), v in stats.stats.items() if name in sql_names),
+        **gil_profile(raw),
     }
 
 
 def profile_bare(mirror: Path, work: Path) -> dict:
-    """The bare spider under the same profiler: its reactor loop per request."""
-    prof = work / "bare.prof"
+    """The bare spider under the same sampler."""
+    raw = work / "bare.spy"
     argv = with_settings(
-        profiled(prof, str(HERE / "bare_spider.py"), "--urls-file", str(work / "slice-urls.txt")),
+        [PY, str(HERE / "bare_spider.py"), "--urls-file", str(work / "slice-urls.txt")],
         SHARED_SETTINGS,
     )
     with ReplayServer(mirror) as server:
-        run = Run(argv, env=child_env(server.proxy_url), log=work / "bare-profile.log")
+        run = Run(spied(raw, argv), env=child_env(server.proxy_url), log=work / "bare-profile.log")
         checked(run, run.wait(), "profiled bare spider")
         requests = len(server.log)
-    stats = pstats.Stats(str(prof))
-    return {
-        "command": shown(argv, work, "$REPLAY"),
-        "requests": requests,
-        "reactor_s": reactor_loop_s(stats),
-        "idle_s": epoll_idle_s(stats),
-    }
+    return {"command": shown(spied(Path("$WORK/bare.spy"), argv), work, "$REPLAY"),
+            "requests": requests, **gil_profile(raw)}  # fmt: skip
