@@ -48,8 +48,10 @@ Contracts of `parse_event`
   known blocks, not by XPath per field (an lxml XPath call costs ~15 µs before it does any
   work). Per paragraph, the common shapes (no markup; ``<b>Label:</b> text`` with a label
   already judged) take a short path, and `is_speaker_label` is asked once per label text for
-  the whole process (`_LABELS`). `bench/parse_speed.py` measures the median cost against a bare
-  ``lxml.html.fromstring`` of the same bytes.
+  the whole process (`_LABELS`), as are a day's ISO date and Moscow offset (`_DAYS`,
+  `_OFFSETS`); tags, mentions and turns are built without a frozen dataclass's ``__init__``.
+  `bench/parse_speed.py` measures the median cost against a bare ``lxml.html.fromstring`` of
+  the same bytes.
 
 Speaker turns (`utterances`)
 ----------------------------
@@ -379,14 +381,51 @@ def _new_utterance(seq: int, speaker: str | None, text: str) -> Utterance:
     return utterance
 
 
+def _new_tag(kind: str, name: str, url: str | None) -> Tag:
+    """`Tag(kind, name, url)`, built as `_new_utterance` builds an `Utterance`."""
+    tag = _new(Tag)
+    fields = tag.__dict__
+    fields["kind"] = kind
+    fields["name"] = name
+    fields["url"] = url
+    return tag
+
+
+def _new_mention(
+    catalog_id: int, text: str, card_name: str | None, card_title: str | None, turn: int | None
+) -> Mention:
+    """`Mention(catalog_id, text, card_name, card_title, turn)`, built as `_new_utterance`
+    builds an `Utterance`."""
+    mention = _new(Mention)
+    fields = mention.__dict__
+    fields["catalog_id"] = catalog_id
+    fields["text"] = text
+    fields["card_name"] = card_name
+    fields["card_title"] = card_title
+    fields["turn"] = turn
+    return mention
+
+
+def _plain_dataclass(cls: type, names: tuple[str, ...]) -> bool:
+    """Whether `cls` is a dataclass of exactly these fields, in this order, that keeps them in
+    its instances' ``__dict__`` and does nothing after ``__init__``: what the builders above
+    assume. Should items.py change, its ``__init__`` is used instead."""
+    return (
+        tuple(f.name for f in dataclasses.fields(cls)) == names
+        and not hasattr(cls, "__slots__")
+        and not hasattr(cls, "__post_init__")
+    )
+
+
 _new = object.__new__
-# Only while `Utterance` is the plain frozen dataclass of these three fields; else its __init__.
 _utterance = (
-    _new_utterance
-    if tuple(f.name for f in dataclasses.fields(Utterance)) == ("seq", "speaker", "text")
-    and not hasattr(Utterance, "__slots__")
-    and not hasattr(Utterance, "__post_init__")
-    else Utterance
+    _new_utterance if _plain_dataclass(Utterance, ("seq", "speaker", "text")) else Utterance
+)
+_tag = _new_tag if _plain_dataclass(Tag, ("kind", "name", "url")) else Tag
+_mention_of = (
+    _new_mention
+    if _plain_dataclass(Mention, ("catalog_id", "text", "card_name", "card_title", "turn"))
+    else Mention
 )
 
 
@@ -476,13 +515,36 @@ _RU_DATE = re.compile(r"(\d{1,2})(?:\s*[-–−]\s*\d{1,2})?\s+([а-яё]+)\s+(\
 
 def _iso_day(value: str | None) -> dt.date | None:
     """``datetime="2020-03-18"`` -> date (None if absent or not a date)."""
-    value = (value or "").strip()[:10]
+    # A page names its day two or three times (date, status, update) and a crawl each day for
+    # its dozens of events: the answer is kept per attribute value (`_DAYS`).
+    if value is None:
+        return None
+    found = _DAYS.get(value, _NO_DAY)
+    if found is not _NO_DAY:
+        return found
+    day = _read_iso_day(value)
+    if len(value) <= 40:  # an attribute, not a page's worth of text
+        if len(_DAYS) > _CACHE_MAX:
+            _DAYS.clear()
+        _DAYS[value] = day
+    return day
+
+
+def _read_iso_day(value: str) -> dt.date | None:
+    value = value.strip()[:10]
     if len(value) != 10 or not _ISO_DATE.match(value):
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
         return None
+
+
+_NO_DAY = object()
+_DAYS: dict[str, dt.date | None] = {}
+# Both caches here, like `_LABELS`, are shared by all parses (a dict is safe to share between
+# threads: a race can at worst compute an entry twice) and emptied past this many entries.
+_CACHE_MAX = 1 << 12
 
 
 def _display_day(text: str) -> dt.date | None:
@@ -504,6 +566,13 @@ def _display_day(text: str) -> dt.date | None:
 
 def _clock(text: str | None) -> tuple[int, int] | None:
     """The last HH:MM in `text` ("17:40", "March 18, 2020, 17:40")."""
+    if text and len(text) == 5 and text[2] == ":" and text.isascii():
+        # div.read__time holds just "17:40": read without the regex when it is two ASCII
+        # digit pairs (exactly what the regex would find, and all it would find).
+        hour, minute = text[:2], text[3:]
+        if hour.isdigit() and minute.isdigit():
+            hour, minute = int(hour), int(minute)
+            return (hour, minute) if hour < 24 and minute < 60 else None
     found = _CLOCK.findall(text or "")
     if not found:
         return None
@@ -511,10 +580,31 @@ def _clock(text: str | None) -> tuple[int, int] | None:
     return (hour, minute) if hour < 24 and minute < 60 else None
 
 
+def _moscow_iso(day: dt.date, hour: int, minute: int) -> str:
+    """`timestamps.moscow_iso(day, hour, minute)`, the offset looked up once per day: a
+    datetime in a ZoneInfo zone costs some microseconds to build and format, and every page
+    writes one or two. The offset is taken from the day's first and last minute; on the rare
+    day they differ (a clock change, none since 2014) the full computation runs."""
+    offset = _OFFSETS.get(day)
+    if offset is None:
+        first, last = moscow_iso(day, 0, 0), moscow_iso(day, 23, 59)
+        # "YYYY-MM-DDTHH:MM:SS" is 19 characters; the offset follows ("+03:00").
+        offset = first[19:] if first[19:] == last[19:] else ""
+        if len(_OFFSETS) > _CACHE_MAX:
+            _OFFSETS.clear()
+        _OFFSETS[day] = offset
+    if not offset:
+        return moscow_iso(day, hour, minute)
+    return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00{offset}"
+
+
+_OFFSETS: dict[dt.date, str] = {}  # day -> Moscow's offset all that day as isoformat writes it
+
+
 def _stamp(day: dt.date | None, clock: tuple[int, int] | None) -> str | None:
     if day is None:
         return None
-    return moscow_iso(day, *clock) if clock else day.isoformat()
+    return _moscow_iso(day, *clock) if clock else day.isoformat()
 
 
 # --------------------------------------------------------------------------------------------
@@ -830,10 +920,11 @@ def _body(elements: Iterable) -> tuple[list[str], list[Utterance], list[Mention]
         classes = element.get("class")  # `_is_text_block`, inline
         if classes is not None and not _NOT_TEXT.isdisjoint(classes.split()):
             continue
-        if len(element):
+        children = len(element)
+        if children:
             part = None
             head = element.text
-            if (head is None or head.isspace()) and len(element) == 1:
+            if (head is None or head.isspace()) and children == 1:
                 part = _labelled(head, element[0], known)
             if part is None:
                 part = _paragraph(element, known)
@@ -1055,7 +1146,7 @@ def _mention(anchor, turn: int | None) -> Mention | None:
             card_name = normalize_text("".join(span.itertext())) or None
         elif card_title is None and "tooltip_description" in cls:
             card_title = normalize_text("".join(span.itertext())) or None
-    return Mention(int(found.group(1)), text, card_name, card_title, turn)
+    return _mention_of(int(found.group(1)), text, card_name, card_title, turn)
 
 
 def _lead_mentions(lead) -> list[Mention]:
@@ -1171,7 +1262,9 @@ class _Page:
     def _top(self, top) -> None:
         for element in top.iter("h1", "div", "time"):
             classes = element.get("class")
-            if classes is None:
+            # Every class token tested below contains "read__" or is "entry-title": other
+            # elements (the wrappers) are passed over without splitting or reading the tag.
+            if classes is None or ("read__" not in classes and "entry-title" not in classes):
                 continue
             names = classes.split()
             tag = element.tag
@@ -1278,7 +1371,7 @@ def _status_blocks(bottommeta) -> tuple[list, object]:
     if bottommeta is not None:
         for div in bottommeta.iter("div"):
             classes = div.get("class")  # read once, tested as `_has` does
-            if classes is None:
+            if classes is None or "read__" not in classes:  # not split for the wrappers
                 continue
             names = classes.split()
             if "read__tagscol" in names:
@@ -1298,7 +1391,7 @@ def _published(page: _Page, status) -> tuple[str, str | None]:
         day = _iso_day(page.published.get("datetime")) or _display_day(_text(page.published))
         clock = _clock(_text(page.clock)) if page.clock is not None else None
         if day is not None and clock is not None:
-            return moscow_iso(day, *clock), announce_date
+            return _moscow_iso(day, *clock), announce_date
     # Announcements (and any page whose meta block lacks the time): the status block's
     # "Publication date: <time datetime=…>December 10, 2012, 16:00</time>" (§2).
     status_time = next(status.iter("time"), None) if status is not None else None
@@ -1307,7 +1400,7 @@ def _published(page: _Page, status) -> tuple[str, str | None]:
         day = _iso_day(status_time.get("datetime")) or _display_day(text)
         clock = _clock(text)
         if day is not None and clock is not None:
-            return moscow_iso(day, *clock), announce_date
+            return _moscow_iso(day, *clock), announce_date
     raise ParseError("no-date", "no publication date and time on the page")
 
 
@@ -1363,7 +1456,7 @@ def _tags(columns: Sequence, status, base: str) -> tuple[list[Tag], list[str]]:
                 if name and name not in sections:
                     sections.append(name)
                     found["section", name, _absolute(base, link.get("href"))] = None
-    return [Tag(kind, name, url) for kind, name, url in found], sections
+    return [_tag(kind, name, url) for kind, name, url in found], sections
 
 
 def _updated(read) -> str | None:
