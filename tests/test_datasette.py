@@ -288,6 +288,81 @@ def test_the_sections_facet_counts_each_event_once_per_section(tmp_path):
     assert "sections__arraycontains" not in chosen[0]["toggle_url"]
 
 
+def test_broad_facets_read_the_facet_index_and_count_the_same(tmp_path, monkeypatch):
+    """Past BROAD_FACET_ROWS rows the events' facets are counted through the facet index
+    (INDEXED BY): the same values and counts as Datasette's own facet SQL and as a count of
+    the rows, filtered, searched and both; below it the plain SQL runs."""
+    from datasette.plugins import pm
+
+    path = tmp_path / "kremlin.db"
+    db = dbmod.open_db(path)
+    cases = [  # (lang, year, place, sections)
+        ("en", 2019, "Moscow", ["News"]), ("en", 2020, "Sochi", ["News", "Transcripts"]),
+        ("en", 2020, "", ["News"]), ("ru", 2019, "Москва", ["Новости"]),
+        ("ru", 2020, "Сочи", ["Новости", "Стенограммы"]), ("ru", 2020, "Москва", []),
+    ]  # fmt: skip
+    for n, (lang, year, place, sections) in enumerate(cases, 1):
+        host = "en.kremlin.ru" if lang == "en" else "kremlin.ru"
+        t = make_transcript(
+            lang=lang, kremlin_id=n, url=f"http://{host}/events/president/news/{n}",
+            published_at=f"{year}-03-0{n}T12:00:00+03:00", place=place, sections=sections,
+            **({"title": f"Заседание Совета {n}"} if n in (1, 4) else {}),  # not found
+        )  # fmt: skip
+        dbmod.save_transcript(db, t)
+    db.close()
+    queries = ["", "?lang=ru", "?_search=Казахстана", "?_search=Казахстана&year=2020"]
+    assert sqlite3.connect(path).execute(
+        "select count(*) from events_fts where events_fts match '\"Казахстана\"'"
+    ).fetchone() == (4,)
+    names = ("lang", "year", "place", "sections")
+
+    def facets(ds) -> dict:
+        pages = {q: get_json(ds, "/kremlin/events.json" + q) for q in queries}
+        return {q: {n: facet_values(data, n) for n in names} for q, data in pages.items()}
+
+    def traced(ds) -> list[str]:
+        seen: list[str] = []
+        execute = ds.execute
+
+        async def recording(database, sql, *args, **kwargs):
+            seen.append(sql)
+            return await execute(database, sql, *args, **kwargs)
+
+        ds.execute = recording
+        return seen
+
+    plain_ds = serve.build_datasette(path)
+    # the module Datasette loaded from the plugins folder (not the package's import of it)
+    plugin = pm.get_plugin("kremlin_transcript.py")
+    plain_sql = traced(plain_ds)
+    plain = facets(plain_ds)
+    assert not any("indexed by" in sql for sql in plain_sql)  # 6 rows: the lookups stay
+    monkeypatch.setattr(plugin, "BROAD_FACET_ROWS", 0)
+    broad_ds = serve.build_datasette(path)
+    broad_sql = traced(broad_ds)
+    broad = facets(broad_ds)
+    indexed = [sql for sql in broad_sql if f"indexed by {plugin.EVENT_FACET_INDEX}" in sql]
+    assert len(indexed) == len(queries) * len(names)  # every facet of every page
+    assert broad == plain
+    conn = sqlite3.connect(path)
+    for q in queries:
+        where = "1"
+        if "lang=ru" in q:
+            where += " and lang = 'ru'"
+        if "year=2020" in q:
+            where += " and year = 2020"
+        if "_search" in q:
+            where += (
+                " and rowid in (select rowid from events_fts where events_fts match"
+                " '\"Казахстана\"')"
+            )
+        langs = dict(conn.execute(f"select lang, count(*) from events where {where} group by 1"))
+        years = dict(conn.execute(f"select year, count(*) from events where {where} group by 1"))
+        assert broad[q]["lang"] == langs, q
+        assert broad[q]["year"] == years, q
+    conn.close()
+
+
 def test_speaker_and_tag_facets_come_back(ds):
     speakers = facet_values(get_json(ds, "/kremlin/utterances.json"), "speaker")
     assert speakers["В.Путин"] >= 1
