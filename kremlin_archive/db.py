@@ -462,8 +462,7 @@ def ensure_db_shape(db: Database) -> Database:
                 missing = {c: t for c, t in spec["columns"].items() if c not in table.columns_dict}
                 for column, col_type in missing.items():
                     table.add_column(column, col_type)
-        for name, columns in INDEXES:
-            db.table(name).create_index(columns, if_not_exists=True, find_unique_name=True)
+        ensure_indexes(db)
         for index in OBSOLETE_INDEXES:
             db.execute(f"DROP INDEX IF EXISTS [{index}]")
         for view, sql in VIEWS.items():
@@ -473,6 +472,50 @@ def ensure_db_shape(db: Database) -> Database:
             db.table(name).enable_fts(columns, create_triggers=True, tokenize=FTS_TOKENIZE)
     MIGRATIONS.apply(db)
     return db
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create whichever of `INDEXES` is missing (`ensure_db_shape`; `bulk_writes` drops them
+    for a while)."""
+    for name, columns in INDEXES:
+        db.table(name).create_index(columns, if_not_exists=True, find_unique_name=True)
+
+
+# The page cache of a bulk write (KiB): the default 2 MiB holds little of the indexes the
+# writes go through; SQLite's cache only spares reads, it changes nothing in what is written.
+BULK_CACHE_KIB = 64 * 1024
+
+
+@contextlib.contextmanager
+def bulk_writes(db: Database, *, defer_indexes: bool = False) -> Iterator[None]:
+    """Settings for many writes in a row (reparse): a larger page cache and, with
+    `defer_indexes` (a database being filled from nothing), the secondary indexes -- every
+    non-unique index, none of which a constraint rests on -- dropped for the time of the
+    writes and created again, from the very same statements, at the end (also after an
+    error): building an index over the finished table costs a fraction of keeping it up to
+    date row by row. Nothing in the rows depends on them; a process killed in between leaves
+    the tables whole without those indexes, and `ensure_indexes` (every `open_db`, the next
+    reparse) creates them again."""
+    conn = db.conn
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    deferred: list[tuple[str, str]] = []
+    if defer_indexes:
+        deferred = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND sql NOT LIKE 'CREATE UNIQUE%' ORDER BY rowid"
+        ).fetchall()
+        with db.atomic():
+            for name, _ in deferred:
+                conn.execute(f"DROP INDEX [{name}]")
+    try:
+        yield
+    finally:
+        if deferred:
+            with db.atomic():
+                for _, sql in deferred:
+                    conn.execute(sql)
+        conn.execute(f"PRAGMA cache_size = {cache_size}")
 
 
 MIGRATIONS = sqlite_utils.Migrations("kremlin_archive")

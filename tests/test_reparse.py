@@ -398,6 +398,8 @@ def test_a_kill_mid_batch_leaves_whole_batches_and_no_half_event(archive, tmp_pa
     reparse(reference, archive["warc"])
     assert content_snapshot(database) == content_snapshot(reference)
     no_half_events(database)
+    # the secondary indexes the killed run had set aside until its end are back
+    assert indexes(database) == indexes(reference) == indexes(dbmod.open_db(tmp_path / "new.db"))
 
 
 def search_index(database) -> dict:
@@ -482,3 +484,56 @@ def test_reparsed_search_index_is_the_crawled_one(archive, tmp_path, monkeypatch
         "WHERE events_fts MATCH 'Zyxwvut'"
     ).fetchall()
     assert found == [("ru-66419",)]
+
+
+def indexes(database) -> list[tuple]:
+    return sorted(
+        database.execute("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")
+    )
+
+
+# Columns that say when or by which run a row was written, not what it holds.
+STAMPS = {"run_id", "first_seen_at", "last_changed_at", "recorded_at", "at"}
+
+
+def every_row(database) -> dict:
+    """Every row of every table but `runs` (stamps left out, each table in primary-key
+    order), the shape (tables, indexes, triggers, views) and the full-text indexes."""
+    rows: dict = {"shape": indexes(database)}
+    rows["shape"] += sorted(database.execute("SELECT type, name, sql FROM sqlite_master"))
+    for table in dbmod.TABLES:
+        if table == "runs":
+            continue
+        columns = [c for c in dbmod.TABLES[table]["columns"] if c not in STAMPS]
+        if table == "coverage":
+            columns.append("first_seen_at")  # the time of the fetch, not of the writing
+        order = ", ".join(dbmod.primary_key(table))
+        rows[table] = database.execute(
+            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"
+        ).fetchall()
+    rows["search"] = search_index(database)
+    return rows
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["inline", "worker"])
+def test_a_new_database_takes_the_fast_path_to_the_same_archive(
+    archive, tmp_path, monkeypatch, worker
+):
+    """Into a database with nothing in it, reparse builds the secondary indexes once at the
+    end and looks up no fetch rows, and the writer parses pages when it waits for the reading
+    process: the very archive the general path builds -- with every page handed over to the
+    writer here."""
+    from kremlin_archive.jobs import reparse as job
+
+    general = dbmod.open_db(tmp_path / "general.db")
+    with monkeypatch.context() as patch:
+        patch.setattr(job, "_filled_from_nothing", lambda db, existing: False)
+        job.reparse(general, archive["warc"], worker=False)
+    read = job._read
+    monkeypatch.setattr(job, "_read", lambda *args, **_: read(*args, hand_over=lambda: True))
+    fast = dbmod.open_db(tmp_path / "fast.db")
+    job.reparse(fast, archive["warc"], worker=worker)
+    assert every_row(fast) == every_row(general)
+    assert every_row(fast)["persons"] and every_row(fast)["revisions"]
+    no_half_events(fast)
+    assert list(fast.execute("PRAGMA integrity_check")) == [("ok",)]

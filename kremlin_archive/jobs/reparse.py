@@ -47,6 +47,7 @@ recorded inside the batch and does not disturb the rest of it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import multiprocessing
 import os
 import queue
@@ -103,14 +104,19 @@ class _Batches:
 
 
 class _KnownFetches:
-    """The `fetches` rows of the WARC file being read, by offset: one query per file."""
+    """The `fetches` rows of the WARC file being read, by offset: one query per file (none
+    for a database that had no fetches when the reparse began: it only has those the reparse
+    adds, one per capture, each looked up once)."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, *, fresh: bool = False):
         self.db = db
+        self.fresh = fresh
         self.filename: str | None = None
         self.rows: dict[int, dict] = {}
 
     def get(self, filename: str, offset: int) -> dict | None:
+        if self.fresh:
+            return None
         if filename != self.filename:
             self.filename = filename
             self.rows = dbmod.fetches_of_warc_file(self.db, filename)
@@ -191,11 +197,19 @@ class Parsed:
 
 # What the reader hands the writer, in WARC order: ("damaged", filename, offset, reason), or
 # ("capture", capture, ref, parsed, fetch) where `parsed` is a `Parsed` or a ParseError's
-# reason (an event page to store), a (lang, items) pair (a listing page or the feed) or None,
-# and `fetch` the capture's `fetches` row should the database not have it (`_fetch_row`). The
-# capture comes without its body: everything the writer needs of it is in `parsed` and
-# `fetch` (a body is most of the bytes a worker would send).
+# reason (an event page to store), `UNPARSED` (an event page the writer parses itself), a
+# (lang, items) pair (a listing page or the feed) or None, and `fetch` the capture's
+# `fetches` row should the database not have it (`_fetch_row`). The capture comes without its
+# body but when UNPARSED: everything the writer needs of it is in `parsed` and `fetch` (a
+# body is most of the bytes a worker would send).
 Item = tuple
+
+
+class _Handed(enum.Enum):
+    UNPARSED = "unparsed"  # an enum member stays itself through pickling (`is` holds)
+
+
+UNPARSED = _Handed.UNPARSED
 
 
 def _listed_items(capture: warc.Capture) -> tuple[str, list[tuple[int, str]]] | None:
@@ -229,10 +243,19 @@ def _parse(capture: warc.Capture, ref: urls.EventURL | None) -> Parsed | str:
     return Parsed(transcript, dbmod.prepare_content(transcript))
 
 
-def _read(warc_dir: str | Path, existing: set[str], run_id: str) -> Iterator[Item]:
+def _read(
+    warc_dir: str | Path,
+    existing: set[str],
+    run_id: str,
+    hand_over: Callable[[], bool] = lambda: False,
+) -> Iterator[Item]:
     """Every capture of the folder in order, with what can be read from it alone: the events
     the database does not hold parsed (those it holds wait for their latest capture), and
-    its `fetches` row as a reparse of run `run_id` would record it."""
+    its `fetches` row as a reparse of run `run_id` would record it.
+
+    An event page is left for the writer to parse (`UNPARSED`, the capture with its body)
+    when `hand_over()` says so at that moment: the reading process asks it when the writer
+    has taken everything sent and waits for more (see `_read_into`)."""
     damaged: list[Item] = []
 
     def on_error(filename: str, offset: int, reason: str) -> None:
@@ -246,9 +269,11 @@ def _read(warc_dir: str | Path, existing: set[str], run_id: str) -> Iterator[Ite
         if ref is None:
             parsed = _listed_items(capture)
         elif capture.status in EVENT_STATUSES and ref.key not in existing:
-            parsed = _parse(capture, ref)
+            parsed = UNPARSED if hand_over() else _parse(capture, ref)
         fetch = _fetch_row(capture, ref, run_id)
-        yield ("capture", dataclasses.replace(capture, body=b""), ref, parsed, fetch)
+        if parsed is not UNPARSED:  # the writer needs no more of the body
+            capture = dataclasses.replace(capture, body=b"")
+        yield ("capture", capture, ref, parsed, fetch)
     yield from damaged
 
 
@@ -261,7 +286,12 @@ def _read_into(conn: Any, warc_dir: str | Path, existing: set[str], run_id: str)
 
     A thread sends them, up to `AHEAD` chunks behind, so that reading and parsing go on
     while the writer is busy with a commit (the pipe alone holds a few items: the two sides
-    waited for each other a third of the time)."""
+    waited for each other a third of the time).
+
+    Parsing is most of the reading side's work, more than the writer's per capture: when
+    the writer has taken every chunk but the one being sent (it waits for this process), the
+    next event page is handed over unparsed and the writer parses it, so that both processes
+    stay busy. Parsing is pure, so who parses a page changes nothing in what is stored."""
     ready: queue.Queue = queue.Queue(maxsize=AHEAD)
     broken = threading.Event()  # the writer is gone: stop reading
 
@@ -278,7 +308,7 @@ def _read_into(conn: Any, warc_dir: str | Path, existing: set[str], run_id: str)
     sender.start()
     try:
         chunk: list[Item] = []
-        for item in _read(warc_dir, existing, run_id):
+        for item in _read(warc_dir, existing, run_id, hand_over=lambda: ready.empty()):
             if broken.is_set():
                 return
             chunk.append(item)
@@ -326,6 +356,11 @@ def _read_elsewhere(warc_dir: str | Path, existing: set[str], run_id: str) -> It
         process.join()
 
 
+def _filled_from_nothing(db: Database, existing: set[str]) -> bool:
+    """Whether the database has neither events nor fetches (see `reparse`)."""
+    return not existing and dbmod.count_rows(db, "fetches") == 0
+
+
 def use_worker() -> bool:
     """Read and parse in a second process: with more than one core, where fork exists, unless
     KREMLIN_REPARSE_WORKER=0."""
@@ -358,6 +393,9 @@ def reparse(
         arguments={"warc_dir": str(warc_dir)},
     )
     existing = set(dbmod.iter_event_ids(db))
+    # A database with no events and no fetches is filled from nothing: its secondary indexes
+    # are built once at the end (`db.bulk_writes`), and no capture can have a fetch row yet.
+    fresh = _filled_from_nothing(db, existing)
     index = dbmod.person_index(db)
     site_answers: dict[str, str] = {}  # event key -> the site's last error answer
     latest: dict[str, tuple[warc.WarcLocation, dict]] = {}
@@ -442,38 +480,50 @@ def reparse(
         else:
             save(capture, ref, fetch, parsed)
 
+    def write(reading: Iterator[Item]) -> None:
+        """Every item read, then the latest captures of the events the database holds, in
+        batches; a failure takes back the batch it happened in."""
+        try:
+            for item in reading:
+                batches.begin()
+                if item[0] == "damaged":
+                    on_error(*item[1:])
+                else:
+                    _, capture, ref, parsed, fetch = item
+                    if parsed is UNPARSED:  # handed over by the reading process
+                        parsed = _parse(capture, ref)
+                    take(capture, ref, parsed, fetch)
+                    if progress:
+                        progress(1)
+                batches.done()
+            with warc.RecordReader(warc_dir) as records:
+                for loc, fetch in latest.values():
+                    batches.begin()
+                    try:
+                        capture = records.read(loc)
+                    except warc.WarcError as exc:
+                        on_error(loc.filename, loc.offset, str(exc))
+                    else:
+                        ref = _event_ref(capture.url)
+                        save(capture, ref, fetch, _parse(capture, ref))
+                    batches.done()
+            batches.commit()
+        except BaseException:
+            batches.rollback()
+            raise
+
     if not Path(warc_dir).is_dir():
         raise FileNotFoundError(f"WARC directory not found: {warc_dir}")
-    known = _KnownFetches(db)
+    if not fresh:
+        dbmod.ensure_indexes(db)  # after a fresh reparse that was killed
+    known = _KnownFetches(db, fresh=fresh)
     batches = _Batches(db, BATCH_CAPTURES, BATCH_SECONDS)
     reading = (_read_elsewhere if (use_worker() if worker is None else worker) else _read)(
         warc_dir, existing, run_id
     )
     try:
-        for item in reading:
-            batches.begin()
-            if item[0] == "damaged":
-                on_error(*item[1:])
-            else:
-                take(*item[1:])
-                if progress:
-                    progress(1)
-            batches.done()
-        with warc.RecordReader(warc_dir) as records:
-            for loc, fetch in latest.values():
-                batches.begin()
-                try:
-                    capture = records.read(loc)
-                except warc.WarcError as exc:
-                    on_error(loc.filename, loc.offset, str(exc))
-                else:
-                    ref = _event_ref(capture.url)
-                    save(capture, ref, fetch, _parse(capture, ref))
-                batches.done()
-        batches.commit()
-    except BaseException:
-        batches.rollback()
-        raise
+        with dbmod.bulk_writes(db, defer_indexes=fresh):
+            write(reading)
     finally:
         close = getattr(reading, "close", None)
         if close:
