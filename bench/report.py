@@ -675,13 +675,14 @@ def scale_met(s: dict) -> dict[str, bool]:
 # What every section 8 should say, whatever the numbers.
 SCALE_NOTES = (
     "**Why a table search over most of the archive stays slow.** `/kremlin/events?_search=Путин` "
-    "matches nearly every Russian record (about 80,000 at 160k). Datasette's table page counts "
-    "every hit, sorts every hit by date for its first 50, and each facet counts every hit again "
-    "-- reading the rows by rowid, since SQLite's planner cannot know that the FTS match is "
-    "large and the covering facet index would serve. The facets are cut at 300 ms each "
-    "(facet_time_limit_ms) and named on the page as left out. Search everything, the project's "
-    "own query, ranks the same words in a fraction of the time; the events table's search is "
-    "for narrower words.",
+    "matches nearly every Russian record (about 76,000 at 160k). Datasette's table page counts "
+    "every hit and sorts every hit by date for its first 50, reading each matching row by "
+    "rowid (its first page; the text lies behind it): SQLite's planner cannot know that the FTS "
+    "match is large, and Datasette's SQL cannot be changed from a plugin. The facets are the "
+    "plugin's: past 20,000 rows they count through the covering facet index instead of the "
+    "rows (a third of the time), and any that would take over 300 ms is named on the page as "
+    "left out. Search everything, the project's own query, ranks the same words in a fraction "
+    "of the time; the events table's search is for narrower words.",
     "**How Russian the Russian half is.** The Russian records are the English pages re-labelled "
     "with their Latin letters spelt in Cyrillic (bench/synthetic.py): Russian byte sizes and "
     "Cyrillic words for the index and the person resolver, but transliterated English. Row "
