@@ -369,25 +369,25 @@ def assemble_utterances(lines: Iterable[tuple[str | None, str, bool]]) -> list[U
 
 
 def _new_utterance(seq: int, speaker: str | None, text: str) -> Utterance:
-    """`Utterance(seq, speaker, text)`, its fields written into the instance's ``__dict__``:
-    the ``__init__`` of a frozen dataclass sets each field through ``object.__setattr__``, about
-    twice the cost, and a long transcript makes hundreds. The instance is the same (fields,
-    equality, hash, repr)."""
+    """`Utterance(seq, speaker, text)` without the frozen dataclass's ``__init__`` (a call that
+    looks up and calls ``object.__setattr__`` per field), and a long transcript makes hundreds:
+    its fields set by ``object.__setattr__`` bound once. Not through ``__dict__``, which would
+    make each instance build a dict of its own (Python 3.11 keeps the attributes of an instance
+    whose ``__dict__`` is never asked for in place, a quarter cheaper). The instance is the
+    same (fields, equality, hash, repr, pickling)."""
     utterance = _new(Utterance)
-    fields = utterance.__dict__
-    fields["seq"] = seq
-    fields["speaker"] = speaker
-    fields["text"] = text
+    _set(utterance, "seq", seq)
+    _set(utterance, "speaker", speaker)
+    _set(utterance, "text", text)
     return utterance
 
 
 def _new_tag(kind: str, name: str, url: str | None) -> Tag:
     """`Tag(kind, name, url)`, built as `_new_utterance` builds an `Utterance`."""
     tag = _new(Tag)
-    fields = tag.__dict__
-    fields["kind"] = kind
-    fields["name"] = name
-    fields["url"] = url
+    _set(tag, "kind", kind)
+    _set(tag, "name", name)
+    _set(tag, "url", url)
     return tag
 
 
@@ -397,12 +397,11 @@ def _new_mention(
     """`Mention(catalog_id, text, card_name, card_title, turn)`, built as `_new_utterance`
     builds an `Utterance`."""
     mention = _new(Mention)
-    fields = mention.__dict__
-    fields["catalog_id"] = catalog_id
-    fields["text"] = text
-    fields["card_name"] = card_name
-    fields["card_title"] = card_title
-    fields["turn"] = turn
+    _set(mention, "catalog_id", catalog_id)
+    _set(mention, "text", text)
+    _set(mention, "card_name", card_name)
+    _set(mention, "card_title", card_title)
+    _set(mention, "turn", turn)
     return mention
 
 
@@ -418,6 +417,7 @@ def _plain_dataclass(cls: type, names: tuple[str, ...]) -> bool:
 
 
 _new = object.__new__
+_set = object.__setattr__
 _utterance = (
     _new_utterance if _plain_dataclass(Utterance, ("seq", "speaker", "text")) else Utterance
 )
@@ -921,38 +921,45 @@ def _body(elements: Iterable) -> tuple[list[str], list[Utterance], list[Mention]
         if classes is not None and not _NOT_TEXT.isdisjoint(classes.split()):
             continue
         children = len(element)
-        if children:
-            part = None
-            head = element.text
-            if (head is None or head.isspace()) and children == 1:
-                part = _labelled(head, element[0], known)
-            if part is None:
-                part = _paragraph(element, known)
-                if part is None:
-                    continue
-            text, (speaker, line, is_break), bare, links, label_end = part
-            index = len(texts)
-            if speaker is not None or is_break or not index:
-                starts.append(index)
-                speakers.append(speaker)
-            if bare is not None or links:
-                extras.append((index, bare, links, label_end))
-            texts.append(text)
-            lines.append(line)
+        if not children:  # no markup (most paragraphs)
+            text = element.text
+            if not text:
+                continue
+            text = text.replace("\n", " ")
+            if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
+                text = _ASCII_WS.sub(" ", text)
+            text = text.strip()
+            if text:
+                if not texts or (text[0] == "*" and is_section_break(text)):
+                    starts.append(len(texts))
+                    speakers.append(None)
+                texts.append(text)
+                lines.append(text)
             continue
-        text = element.text
-        if not text:
-            continue
-        text = text.replace("\n", " ")
-        if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
-            text = _ASCII_WS.sub(" ", text)
-        text = text.strip()
-        if text:
-            if not texts or (text[0] == "*" and is_section_break(text)):
+        head = element.text
+        if children == 1 and (head is None or head.isspace()):
+            # A turn of a label the page has shown to be a speaker's (most paragraphs with
+            # markup on a long transcript): read without `_paragraph`'s runs and tuples.
+            labelled = _labelled(head, element[0], known)
+            if labelled is not None:
+                text, speaker, line = labelled
                 starts.append(len(texts))
-                speakers.append(None)
-            texts.append(text)
-            lines.append(text)
+                speakers.append(speaker)
+                texts.append(text)
+                lines.append(line)
+                continue
+        part = _paragraph(element, known)
+        if part is None:
+            continue
+        text, (speaker, line, is_break), bare, links, label_end = part
+        index = len(texts)
+        if speaker is not None or is_break or not index:
+            starts.append(index)
+            speakers.append(speaker)
+        if bare is not None or links:
+            extras.append((index, bare, links, label_end))
+        texts.append(text)
+        lines.append(line)
     mentions: list[Mention] = []
     if extras:
         starts, speakers = _settle(extras, starts, speakers, lines, mentions)
@@ -965,12 +972,15 @@ def _body(elements: Iterable) -> tuple[list[str], list[Utterance], list[Mention]
     return texts, utterances, mentions
 
 
-def _labelled(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _Para | None:
+def _labelled(
+    head: str | None, child, known: dict[str, tuple[str, bool]]
+) -> tuple[str, str, str] | None:
     """`_bold_paragraph`'s answer for the paragraphs of most transcripts, ``<p><b>Label:</b>
     text</p>`` and ``<p><b>Label</b>: text</p>`` (only whitespace before one ``b``/``strong``
     without markup or class, text after it), when the label is one the page has already shown
     to be a speaker's (`known`); None otherwise, and `_paragraph` reads the paragraph in full.
-    The same text, label, line and label end, without building the runs."""
+    ``(text, speaker, line)``: the same text, label and line, without building the runs (the
+    paragraph has no links, so its label end is not needed)."""
     tag = child.tag
     if (tag != "b" and tag != "strong") or len(child) or child.get("class") is not None:
         return None
@@ -983,13 +993,11 @@ def _labelled(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _P
     if colon >= 0:  # <b>Label:</b> text -- a heading if only whitespace follows
         if not colon or tail.isspace() or offset + colon > _MAX_LABEL or bold[:colon].isspace():
             return None
-        label_end = offset + colon
     else:  # <b>Label</b>: text -- only whitespace between the bold text and the colon
         colon = tail.find(":")
         if colon < 0 or bold.isspace() or (colon and not tail[:colon].isspace()):
             return None
-        label_end = offset + len(bold) + colon
-        if label_end > _MAX_LABEL:
+        if offset + len(bold) + colon > _MAX_LABEL:
             return None
     text = (head + bold + tail) if head else (bold + tail)
     text = text.replace("\n", " ")
@@ -1000,7 +1008,7 @@ def _labelled(head: str | None, child, known: dict[str, tuple[str, bool]]) -> _P
     seen = known.get(text[:at]) if 0 < at <= _MAX_LABEL else None
     if seen is None or not seen[1]:
         return None
-    return text, (seen[0], text[at + 1 :].strip(), False), None, (), label_end
+    return text, seen[0], text[at + 1 :].strip()
 
 
 def _settle(
