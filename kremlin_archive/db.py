@@ -23,8 +23,8 @@ import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, is_dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -656,9 +656,27 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _as_dict(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """`asdict` for a dataclass whose fields all hold str, int or None (immutable: nothing to
+    copy): the same dict, keys in field order, without `asdict`'s recursive copy (most of the
+    time of `content_of`)."""
+    names = tuple(f.name for f in fields(cls))
+    return lambda v: {name: getattr(v, name) for name in names}
+
+
+_AS_DICT = {cls: _as_dict(cls) for cls in (Utterance, Tag, Mention)}
+
+
+def _plain_item(v: Any) -> Any:
+    flat = _AS_DICT.get(type(v))
+    if flat is not None:
+        return flat(v)
+    return asdict(v) if is_dataclass(v) else v
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, list):
-        return [asdict(v) if is_dataclass(v) else v for v in value]
+        return [_plain_item(v) for v in value]
     return value
 
 
@@ -1384,7 +1402,7 @@ def record_error(
 
 def links_hash(t: Transcript) -> str:
     """Digest of the page's person links: an unchanged page whose links changed is re-linked."""
-    return content_hash({"mentions": [asdict(m) for m in t.mentions]})
+    return content_hash({"mentions": [_plain_item(m) for m in t.mentions]})
 
 
 def _person_tags(lang: str, tags: Iterable[Tag]) -> list[tuple[int, str]]:
@@ -1516,12 +1534,12 @@ _UPDATE_TURN = (
 def _update_turns(db: Database, event_id: str, found: dict[int, personsmod.Resolution]) -> int:
     """Write resolutions into stored turns; only rows that change are touched (an update
     re-indexes the turn's text for search). Returns how many changed."""
-    changed = 0
-    for seq, r in found.items():
-        values = _person_values(r)
-        cursor = db.conn.execute(_UPDATE_TURN, [*values, event_id, seq, *values])
-        changed += cursor.rowcount
-    return changed
+    cursor = db.conn.executemany(
+        _UPDATE_TURN,
+        [(*values, event_id, seq, *values) for seq, values in
+         ((seq, _person_values(r)) for seq, r in found.items())],
+    )  # fmt: skip
+    return max(cursor.rowcount, 0)  # the sum over the rows (-1 for none: nothing changed)
 
 
 def _resolve_stored_event(db: Database, event_id: str, index: personsmod.Index) -> int:

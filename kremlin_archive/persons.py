@@ -63,6 +63,7 @@ which events were stored.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -152,6 +153,7 @@ def _parts(words: Sequence[str]) -> list[_Part]:
     return parts
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same few thousand names, page after page
 def _name_words(name: str) -> tuple[str, ...]:
     """A catalog name or a link's text -> its folded words (initials are not names)."""
     return tuple(p.text for p in _parts(normalize_text(name.replace("\xa0", " ")).split()))
@@ -370,7 +372,12 @@ def _best(
         alone = score == 1 and _given_name_before(label, start)
         if score < min_score and not alone:
             continue
+        # the span's words: a candidate whose surname is not among them cannot fit (the
+        # first test of `_fits`, made here once per span rather than per candidate)
+        named = {p.text for p in span if not p.initial}
         for c in candidates:
+            if c.surname not in named:
+                continue
             if c.key in best and best[c.key].score >= score:
                 continue
             if not _fits(span, c.words, c.surname):

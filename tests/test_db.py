@@ -10,7 +10,7 @@ from conftest import content_snapshot, count_rows, get_run, load_transcript, mak
 from sqlite_utils import Database
 
 from kremlin_archive import db as dbmod
-from kremlin_archive.items import Tag, Utterance
+from kremlin_archive.items import Mention, Tag, Utterance
 
 
 @pytest.fixture
@@ -259,3 +259,19 @@ def test_the_reader_pages_at_scale_are_served_by_indexes(tmp_path):
             "en-1",
         )
         assert "USING COVERING INDEX" in shown, (column, shown)
+
+
+def test_content_of_turns_tags_and_links_as_asdict_would():
+    """`content_of` and `links_hash` build the dicts of turns, tags and links by hand: the
+    same keys, in the same order, and values as `dataclasses.asdict`."""
+    from dataclasses import asdict
+
+    items = [
+        Utterance(1, None, "Текст"), Utterance(2, "В.Путин", "x"), Tag("person", "Путин", None),
+        Tag("topic", "a", "http://kremlin.ru/catalog/keywords/1"),
+        Mention(1640, "Токаев", "Токаев Касым-Жомарт", "Президент", 2), Mention(5, "x"),
+    ]  # fmt: skip
+    for item in items:
+        plain = dbmod._plain_item(item)
+        assert plain == asdict(item) and list(plain) == list(asdict(item))
+    assert dbmod._plain_item("a paragraph") == "a paragraph"
