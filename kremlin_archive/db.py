@@ -459,7 +459,8 @@ def ensure_db_shape(db: Database) -> Database:
                     not_null=spec.get("not_null"),
                 )
             else:
-                missing = {c: t for c, t in spec["columns"].items() if c not in table.columns_dict}
+                have = table.columns_dict  # one PRAGMA table_info (a property: not per column)
+                missing = {c: t for c, t in spec["columns"].items() if c not in have}
                 for column, col_type in missing.items():
                     table.add_column(column, col_type)
         ensure_indexes(db)
