@@ -104,6 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "pages per CPU-second: 40k records take ~7 min)",
     )
     parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="measure nothing: write the report of a run's saved results (the file each run "
+        "saves in the temporary folder before its report)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke test of the harness (1 pair, 50 pages, 1,500 URLs); writes "
@@ -311,6 +317,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        write_atomically(args.out, report(json.loads(args.from_json.read_text())))
+        say(f"wrote {args.out} from {args.from_json}")
+        return 0
     shown_args = [a for a in (argv if argv is not None else sys.argv[1:])]
     results: dict = {
         "command": " ".join([".venv/bin/python bench/run.py", *map(shlex.quote, shown_args)]),
