@@ -467,7 +467,10 @@ def ensure_db_shape(db: Database) -> Database:
         for index in OBSOLETE_INDEXES:
             db.execute(f"DROP INDEX IF EXISTS [{index}]")
         for view, sql in VIEWS.items():
-            db.create_view(view, sql, replace=True)
+            # stripped: SQLite keeps a statement without its trailing white space, and
+            # sqlite-utils replaces a view whose stored text differs (every open did, 10
+            # schema changes each time)
+            db.create_view(view, sql.strip(), replace=True)
     for name, columns in FTS.items():
         if not db.table(f"{name}_fts").exists():
             db.table(name).enable_fts(columns, create_triggers=True, tokenize=FTS_TOKENIZE)

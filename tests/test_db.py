@@ -275,3 +275,23 @@ def test_content_of_turns_tags_and_links_as_asdict_would():
         plain = dbmod._plain_item(item)
         assert plain == asdict(item) and list(plain) == list(asdict(item))
     assert dbmod._plain_item("a paragraph") == "a paragraph"
+
+
+def test_opening_an_archive_again_changes_nothing_in_its_schema(tmp_path):
+    """ensure_db_shape on an archive of the current shape writes nothing: the schema version
+    (which every CREATE, DROP or ALTER raises) and sqlite_master stay as they were."""
+    path = tmp_path / "kremlin.db"
+    dbmod.open_db(path).close()
+
+    def shape() -> tuple:
+        conn = sqlite3.connect(path)
+        try:
+            version = conn.execute("PRAGMA schema_version").fetchone()[0]
+            return version, conn.execute("SELECT * FROM sqlite_master ORDER BY rowid").fetchall()
+        finally:
+            conn.close()
+
+    before = shape()
+    dbmod.open_db(path).close()
+    dbmod.open_db(path).close()
+    assert shape() == before
