@@ -651,6 +651,54 @@ def test_record_reader_reads_like_read_record(sample):
         assert reader.read(captures[0].location) == captures[0]  # still usable after errors
 
 
+def members(path):
+    """(decompressed record, offset, length) of every gzip member of a WARC file."""
+    from kremlin_archive.warc import records
+
+    with records.mapped(path) as buf:
+        pos = 0
+        while pos < len(buf):
+            data, end = records.inflate_member(buf, pos)
+            yield data, pos, end - pos
+            pos = end
+
+
+def test_the_short_path_reads_every_record_as_warcio_does(sample):
+    """parse_record reads the records of the usual shape itself (`_parse_plain_record`) and
+    leaves any other to warcio's loader: on every record the project writes -- responses of
+    each status, requests, a revisit, warcinfo -- the short path is taken and gives warcio's
+    very Record; a record it does not take (a continued header line) is warcio's too."""
+    from kremlin_archive.warc import records
+
+    directory, written = sample
+    url = EVENT.format(63017)
+    with WarcWriter(directory, run_id=RUN_ID) as warc:
+        original = written["200"][1][0]
+        exchange(warc, url, page("en_news_63017.html"), revisit_of={
+            "warc_filename": original.filename, "warc_offset": original.offset,
+            "warc_record_id": original.record_id, "payload_sha256": original.payload_sha256,
+            "fetched_at": "2024-03-01T12:00:00Z",
+        })  # fmt: skip
+    kinds = []
+    for path in warc_files(directory):
+        for data, offset, length in members(path):
+            short = records._parse_plain_record(data, offset, length)
+            assert short is not None
+            assert short == records._parse_record_by_warcio(data, offset, length)
+            assert records.parse_record(data, offset, length) == short
+            kinds.append(short.rec_type)
+    assert {"warcinfo", "request", "response", "revisit"} <= set(kinds)
+
+    data, offset, length = next(
+        m for m in members(warc_files(directory)[0]) if b"WARC-Type: response" in m[0]
+    )
+    folded = data.replace(b"WARC-Type: response\r\n", b"WARC-Type: response\r\nX-Note: a\r\n b\r\n")
+    assert records._parse_plain_record(folded, offset, length) is None
+    by_warcio = records._parse_record_by_warcio(folded, offset, length)
+    assert by_warcio.warc_headers.get_header("X-Note") == "a b"
+    assert records.parse_record(folded, offset, length) == by_warcio
+
+
 # ---------------------------------------------------------------------------------------------
 # repair
 

@@ -355,41 +355,15 @@ def _digest_matches(declared: str, data: bytes | memoryview) -> tuple[bool, Any]
     return _is_base32_of(value, hasher.digest()), hasher
 
 
-def _header_lines(data: bytes, pos: int, limit: int) -> Iterator[tuple[str, int]]:
-    """The lines of ``data`` from ``pos`` as warcio's header parser reads them (each up to and
-    with its LF, none beyond ``limit``; UTF-8, else Latin-1, line by line), each with where
-    the next begins. The block up to the first empty line is decoded at once when it is
-    UTF-8 (then so is each of its lines); beyond it, or otherwise, line by line."""
-    blank = data.find(b"\r\n\r\n", pos, limit)
-    if blank >= 0:
-        try:
-            text = data[pos : blank + 4].decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            plain = text.isascii()
-            for piece in text.split("\n")[:-1]:  # the text ends with an LF
-                line = piece + "\n"
-                pos += len(line) if plain else len(line.encode("utf-8"))
-                yield line, pos
-    while True:
-        end = data.find(b"\n", pos, limit)
-        end = limit if end < 0 else end + 1
-        raw = data[pos:end]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            line = raw.decode("iso-8859-1")
-        pos = end
-        yield line, pos
-
-
 def _plain_headers(
     data: bytes, pos: int, limit: int, prefixes: list[str] | None
 ) -> tuple[StatusAndHeaders, int] | None:
-    """`_read_headers` in one go for the usual block -- UTF-8, CRLF line ends, a status line
-    and "Name: value" lines, none of them blank or continued, up to an empty line -- or
-    None for any other."""
+    """`warcio.statusandheaders.StatusAndHeadersParser.parse` over ``data[pos:limit]``
+    (``prefixes``: the status lines it verifies, None for none) for the usual block -- UTF-8,
+    CRLF line ends, a status line and "Name: value" lines, none of them blank or continued,
+    up to an empty line: the same StatusAndHeaders, and where the headers end. None for any
+    other block, which warcio's loader then reads (`parse_record`): every record of the
+    project's own files has the usual shape."""
     blank = data.find(b"\r\n\r\n", pos, limit)
     if blank < 0:
         return None
@@ -421,66 +395,15 @@ def _plain_headers(
     return parsed, blank + 4
 
 
-def _read_headers(
-    data: bytes, pos: int, limit: int, prefixes: list[str] | None
-) -> tuple[StatusAndHeaders, int]:
-    """`warcio.statusandheaders.StatusAndHeadersParser.parse` over ``data[pos:limit]``
-    (``prefixes``: the status lines it verifies, None for none) without a stream: the same
-    StatusAndHeaders, and where the headers end. Raises as it does."""
-    plain = _plain_headers(data, pos, limit, prefixes)
-    if plain is not None:
-        return plain
-    lines = _header_lines(data, pos, limit)
-    text, pos = next(lines)
-    statusline, total = text.rstrip(), len(text)
-    if total == 0:
-        raise EOFError()
-    if not statusline:
-        return StatusAndHeaders(statusline="", headers=[], protocol="", total_len=total), pos
-    if prefixes is not None:
-        protocol_status = StatusAndHeadersParser.split_prefix(statusline, prefixes)
-        if not protocol_status:
-            message = f"Expected Status Line starting with {prefixes} - Found: {statusline}"
-            raise StatusAndHeadersParserException(message, text)
-    else:
-        protocol_status = statusline.split(" ", 1)
-    headers = []
-    text, pos = next(lines)
-    line, total = text.rstrip(), total + len(text)
-    while line:
-        name, colon, value = line.partition(":")
-        if colon:
-            name, value = name.rstrip(" \t"), value.lstrip()
-        text, pos = next(lines)
-        next_line, total = text.rstrip(), total + len(text)
-        while next_line and next_line.startswith((" ", "\t")):  # continuation lines
-            if colon:
-                value += next_line
-            text, pos = next(lines)
-            next_line, total = text.rstrip(), total + len(text)
-        if colon:
-            headers.append((name, value))
-        line = next_line
-    status = protocol_status[1].strip() if len(protocol_status) > 1 else ""
-    parsed = StatusAndHeaders(
-        statusline=status, headers=headers, protocol=protocol_status[0], total_len=total
-    )
-    return parsed, pos
-
-
 def _http_headers(
     rec_type: str | None, uri: str, data: bytes, start: int, end: int
-) -> tuple[StatusAndHeaders | None, int]:
+) -> tuple[StatusAndHeaders | None, int] | None:
     """`ArcWarcRecordLoader.load_http_headers` (verify_http=False) for the block
-    ``data[start:end]`` (not empty): the HTTP headers, if any, and where the payload starts."""
+    ``data[start:end]`` (not empty): the HTTP headers, if any, and where the payload starts;
+    None when the headers are not of the usual shape (`_plain_headers`)."""
     if rec_type not in _LOADER.HTTP_RECORDS or not uri.startswith(_LOADER.HTTP_SCHEMES):
         return None, start
-    try:
-        return _read_headers(data, start, end, None)
-    except EOFError:
-        if rec_type == "revisit":  # an empty revisit with no HTTP headers is fine
-            return None, start
-        raise
+    return _plain_headers(data, start, end, None)
 
 
 def _parse_plain_record(data: bytes, offset: int, length: int) -> Record | None:
@@ -489,9 +412,10 @@ def _parse_plain_record(data: bytes, offset: int, length: int) -> Record | None:
     head_end = data.find(b"\r\n\r\n")
     if not data.startswith(b"WARC/") or head_end < 0:
         return None
-    rec_headers, block_start = _read_headers(data, 0, len(data), _LOADER.WARC_TYPES)
-    if block_start != head_end + 4:
+    plain = _plain_headers(data, 0, len(data), _LOADER.WARC_TYPES)
+    if plain is None or plain[1] != head_end + 4:
         return None
+    rec_headers, block_start = plain
     fields: dict[str, str] = {}  # get_header: the first of each name, any case
     for name, value in rec_headers.headers:
         fields.setdefault(name.lower(), value)
@@ -503,7 +427,10 @@ def _parse_plain_record(data: bytes, offset: int, length: int) -> Record | None:
     block_end = block_start + declared
     if declared <= 0 or len(data) < block_end or data[block_end:].strip(b"\r\n"):
         return None
-    http_headers, payload_start = _http_headers(rec_type, uri, data, block_start, block_end)
+    http = _http_headers(rec_type, uri, data, block_start, block_end)
+    if http is None:
+        return None
+    http_headers, payload_start = http
     payload = data[payload_start:block_end]
     payload_sha256 = ""
     if rec_type == "revisit":  # warcio does not verify revisits; their block is ours
