@@ -48,8 +48,8 @@ Contracts of `parse_event`
   known blocks, not by XPath per field (an lxml XPath call costs ~15 µs before it does any
   work). Per paragraph, the common shapes (no markup; ``<b>Label:</b> text`` with a label
   already judged) take a short path, and `is_speaker_label` is asked once per label text for
-  the whole process (`_LABELS`), as are a day's ISO date and Moscow offset (`_DAYS`,
-  `_OFFSETS`); tags, mentions and turns are built without a frozen dataclass's ``__init__``.
+  the whole process (`_LABELS`), as are a day's ISO date and Moscow offset (`_iso_day_of`,
+  `_moscow_offset`); tags, mentions and turns are built without a frozen dataclass's ``__init__``.
   `bench/parse_speed.py` measures the median cost against a bare ``lxml.html.fromstring`` of
   the same bytes.
 
@@ -105,6 +105,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 import threading
 from bisect import bisect_right
@@ -515,22 +516,13 @@ _RU_DATE = re.compile(r"(\d{1,2})(?:\s*[-–−]\s*\d{1,2})?\s+([а-яё]+)\s+(\
 
 def _iso_day(value: str | None) -> dt.date | None:
     """``datetime="2020-03-18"`` -> date (None if absent or not a date)."""
-    # A page names its day two or three times (date, status, update) and a crawl each day for
-    # its dozens of events: the answer is kept per attribute value (`_DAYS`).
-    if value is None:
-        return None
-    found = _DAYS.get(value, _NO_DAY)
-    if found is not _NO_DAY:
-        return found
-    day = _read_iso_day(value)
-    if len(value) <= 40:  # an attribute, not a page's worth of text
-        if len(_DAYS) > _CACHE_MAX:
-            _DAYS.clear()
-        _DAYS[value] = day
-    return day
+    return None if value is None else _iso_day_of(value)
 
 
-def _read_iso_day(value: str) -> dt.date | None:
+# A page names its day two or three times (date, status, update), and a crawl each day for its
+# dozens of events: the answer is kept per attribute value.
+@functools.lru_cache(maxsize=4096)
+def _iso_day_of(value: str) -> dt.date | None:
     value = value.strip()[:10]
     if len(value) != 10 or not _ISO_DATE.match(value):
         return None
@@ -538,13 +530,6 @@ def _read_iso_day(value: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         return None
-
-
-_NO_DAY = object()
-_DAYS: dict[str, dt.date | None] = {}
-# Both caches here, like `_LABELS`, are shared by all parses (a dict is safe to share between
-# threads: a race can at worst compute an entry twice) and emptied past this many entries.
-_CACHE_MAX = 1 << 12
 
 
 def _display_day(text: str) -> dt.date | None:
@@ -583,22 +568,21 @@ def _clock(text: str | None) -> tuple[int, int] | None:
 def _moscow_iso(day: dt.date, hour: int, minute: int) -> str:
     """`timestamps.moscow_iso(day, hour, minute)`, the offset looked up once per day: a
     datetime in a ZoneInfo zone costs some microseconds to build and format, and every page
-    writes one or two. The offset is taken from the day's first and last minute; on the rare
-    day they differ (a clock change, none since 2014) the full computation runs."""
-    offset = _OFFSETS.get(day)
-    if offset is None:
-        first, last = moscow_iso(day, 0, 0), moscow_iso(day, 23, 59)
-        # "YYYY-MM-DDTHH:MM:SS" is 19 characters; the offset follows ("+03:00").
-        offset = first[19:] if first[19:] == last[19:] else ""
-        if len(_OFFSETS) > _CACHE_MAX:
-            _OFFSETS.clear()
-        _OFFSETS[day] = offset
+    writes one or two. On the rare day whose offset changes (a clock change, none since 2014)
+    the full computation runs."""
+    offset = _moscow_offset(day)
     if not offset:
         return moscow_iso(day, hour, minute)
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00{offset}"
 
 
-_OFFSETS: dict[dt.date, str] = {}  # day -> Moscow's offset all that day as isoformat writes it
+@functools.lru_cache(maxsize=4096)
+def _moscow_offset(day: dt.date) -> str:
+    """Moscow's offset all that `day` as isoformat writes it ("+03:00"), from its first and
+    last minute; "" when they differ."""
+    first, last = moscow_iso(day, 0, 0), moscow_iso(day, 23, 59)
+    # "YYYY-MM-DDTHH:MM:SS" is 19 characters; the offset follows.
+    return first[19:] if first[19:] == last[19:] else ""
 
 
 def _stamp(day: dt.date | None, clock: tuple[int, int] | None) -> str | None:
@@ -999,11 +983,7 @@ def _labelled(
             return None
         if offset + len(bold) + colon > _MAX_LABEL:
             return None
-    text = (head + bold + tail) if head else (bold + tail)
-    text = text.replace("\n", " ")
-    if "  " in text or "\t" in text or "\r" in text or "\f" in text or "\v" in text:
-        text = _ASCII_WS.sub(" ", text)
-    text = text.strip()
+    text = normalize_text((head + bold + tail) if head else (bold + tail))
     at = text.find(":")
     seen = known.get(text[:at]) if 0 < at <= _MAX_LABEL else None
     if seen is None or not seen[1]:
