@@ -23,7 +23,7 @@ import re
 import socket
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -660,21 +660,16 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _as_dict(cls: type) -> Callable[[Any], dict[str, Any]]:
-    """`asdict` for a dataclass whose fields all hold str, int or None (immutable: nothing to
-    copy): the same dict, keys in field order, without `asdict`'s recursive copy (most of the
-    time of `content_of`)."""
-    names = tuple(f.name for f in fields(cls))
-    return lambda v: {name: getattr(v, name) for name in names}
-
-
-_AS_DICT = {cls: _as_dict(cls) for cls in (Utterance, Tag, Mention)}
+# The fields of the dataclasses a transcript holds lists of: all str, int or None (immutable),
+# so a dict of them is what `asdict` makes, without its recursive copy (most of the time of
+# `content_of`).
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Utterance, Tag, Mention)}
 
 
 def _plain_item(v: Any) -> Any:
-    flat = _AS_DICT.get(type(v))
-    if flat is not None:
-        return flat(v)
+    names = _FIELDS.get(type(v))
+    if names is not None:
+        return {name: getattr(v, name) for name in names}
     return asdict(v) if is_dataclass(v) else v
 
 
@@ -1538,11 +1533,11 @@ _UPDATE_TURN = (
 def _update_turns(db: Database, event_id: str, found: dict[int, personsmod.Resolution]) -> int:
     """Write resolutions into stored turns; only rows that change are touched (an update
     re-indexes the turn's text for search). Returns how many changed."""
-    cursor = db.conn.executemany(
-        _UPDATE_TURN,
-        [(*values, event_id, seq, *values) for seq, values in
-         ((seq, _person_values(r)) for seq, r in found.items())],
-    )  # fmt: skip
+    rows = []
+    for seq, r in found.items():
+        values = _person_values(r)
+        rows.append((*values, event_id, seq, *values))
+    cursor = db.conn.executemany(_UPDATE_TURN, rows)
     return max(cursor.rowcount, 0)  # the sum over the rows (-1 for none: nothing changed)
 
 
