@@ -241,7 +241,8 @@ def test_tokayev_finds_the_meeting_through_the_english_twin(ds, tmp_path, ru_664
 
 
 def facet_values(data: dict, name: str) -> dict:
-    return {r["value"]: r["count"] for r in data["facet_results"][name]["results"]}
+    facets = data["facet_results"] if "facet_results" in data else data["facets"]
+    return {r["value"]: r["count"] for r in facets[name]["results"]}
 
 
 def test_event_facets_come_back(ds):
@@ -288,10 +289,13 @@ def test_the_sections_facet_counts_each_event_once_per_section(tmp_path):
     assert "sections__arraycontains" not in chosen[0]["toggle_url"]
 
 
-def test_broad_facets_read_the_facet_index_and_count_the_same(tmp_path, monkeypatch):
-    """Past BROAD_FACET_ROWS rows the events' facets are counted through the facet index
-    (INDEXED BY): the same values and counts as Datasette's own facet SQL and as a count of
-    the rows, filtered, searched and both; below it the plain SQL runs."""
+def test_broad_pages_read_the_indexes_and_answer_the_same(tmp_path, monkeypatch):
+    """Past BROAD_MATCH_ROWS rows a page of the events table counts all its facets in one scan
+    of the facet index (INDEXED BY), and a table search ordered by an indexed column walks
+    that index (`+rowid`) instead of fetching every hit: the same rows, order, pages, counts
+    and facets (values, order, links, truncation) as Datasette's own SQL and as a count of the
+    rows, filtered, searched and both; below it, or sorted by a column no index starts with,
+    Datasette's own SQL runs."""
     from datasette.plugins import pm
 
     path = tmp_path / "kremlin.db"
@@ -300,6 +304,7 @@ def test_broad_facets_read_the_facet_index_and_count_the_same(tmp_path, monkeypa
         ("en", 2019, "Moscow", ["News"]), ("en", 2020, "Sochi", ["News", "Transcripts"]),
         ("en", 2020, "", ["News"]), ("ru", 2019, "Москва", ["Новости"]),
         ("ru", 2020, "Сочи", ["Новости", "Стенограммы"]), ("ru", 2020, "Москва", []),
+        ("ru", 2020, "Сочи", ["Новости", "Стенограммы"]), ("en", 2020, None, ["News", "News"]),
     ]  # fmt: skip
     for n, (lang, year, place, sections) in enumerate(cases, 1):
         host = "en.kremlin.ru" if lang == "en" else "kremlin.ru"
@@ -310,40 +315,69 @@ def test_broad_facets_read_the_facet_index_and_count_the_same(tmp_path, monkeypa
         )  # fmt: skip
         dbmod.save_transcript(db, t)
     db.close()
-    queries = ["", "?lang=ru", "?_search=Казахстана", "?_search=Казахстана&year=2020"]
+    assert sqlite3.connect(path).execute(
+        "select count(*) from events where place is null"
+    ).fetchone() == (1,)
+    search = "?_search=Казахстана"
+    queries = [
+        "", "?lang=ru", search, f"{search}&year=2020", f"{search}&_facet_size=1",
+        f"{search}&_sort=title", f"{search}&_sort=published_at", f"{search}&_size=2",
+    ]  # fmt: skip
     assert sqlite3.connect(path).execute(
         "select count(*) from events_fts where events_fts match '\"Казахстана\"'"
-    ).fetchone() == (4,)
+    ).fetchone() == (6,)
     names = ("lang", "year", "place", "sections")
 
-    def facets(ds) -> dict:
-        pages = {q: get_json(ds, "/kremlin/events.json" + q) for q in queries}
-        return {q: {n: facet_values(data, n) for n in names} for q, data in pages.items()}
+    def pages(ds) -> dict:
+        out = {}
+        for q in queries:
+            data, url = [], "/kremlin/events.json" + q
+            while url:  # every page of it
+                page = get_json(ds, url)
+                data.append({
+                    "rows": page["rows"], "count": page["filtered_table_rows_count"],
+                    "facets": page["facet_results"], "timed_out": page.get("facets_timed_out"),
+                })  # fmt: skip
+                url = page["next_url"] and page["next_url"].replace("http://localhost", "")
+            out[q] = data
+        return out
 
     def traced(ds) -> list[str]:
         seen: list[str] = []
-        execute = ds.execute
+        database = ds.get_database("kremlin")
+        execute = database.execute
 
-        async def recording(database, sql, *args, **kwargs):
+        async def recording(sql, *args, **kwargs):
             seen.append(sql)
-            return await execute(database, sql, *args, **kwargs)
+            return await execute(sql, *args, **kwargs)
 
-        ds.execute = recording
+        database.execute = recording
         return seen
 
     plain_ds = serve.build_datasette(path)
     # the module Datasette loaded from the plugins folder (not the package's import of it)
     plugin = pm.get_plugin("kremlin_transcript.py")
     plain_sql = traced(plain_ds)
-    plain = facets(plain_ds)
-    assert not any("indexed by" in sql for sql in plain_sql)  # 6 rows: the lookups stay
-    monkeypatch.setattr(plugin, "BROAD_FACET_ROWS", 0)
+    plain = pages(plain_ds)
+    assert not any("indexed by" in sql or "+rowid" in sql for sql in plain_sql)  # 6 rows
+    monkeypatch.setattr(plugin, "BROAD_MATCH_ROWS", 0)
     broad_ds = serve.build_datasette(path)
     broad_sql = traced(broad_ds)
-    broad = facets(broad_ds)
-    indexed = [sql for sql in broad_sql if f"indexed by {plugin.EVENT_FACET_INDEX}" in sql]
-    assert len(indexed) == len(queries) * len(names)  # every facet of every page
+    broad = pages(broad_ds)
     assert broad == plain
+    assert len(plain[f"{search}&_size=2"]) == 3  # six hits: every page of them came
+    one_each = plain[f"{search}&_facet_size=1"][0]["facets"].values()
+    assert {len(f["results"]) for f in one_each} == {1}
+    assert {f["name"] for f in one_each if f["truncated"]} == {"lang", "place", "sections"}
+    # every page's four facets from one query through the index
+    grouped = [sql for sql in broad_sql if sql.startswith("select lang, year, place, sections")]
+    assert len(grouped) == sum(len(p) for p in broad.values())
+    assert all(f"indexed by {plugin.EVENT_FACET_INDEX}" in sql for sql in grouped)
+    # the searches walk the index, except the one sorted by title (no index starts with it)
+    walked = [sql for sql in broad_sql if sql.startswith("select id,") and "+rowid in" in sql]
+    fetched = [sql for sql in broad_sql if sql.startswith("select id,") and " rowid in" in sql]
+    assert len(walked) == sum(len(broad[q]) for q in queries if "_search" in q) - 1
+    assert len(fetched) == 1 and "order by title" in fetched[0]
     conn = sqlite3.connect(path)
     for q in queries:
         where = "1"
@@ -356,10 +390,16 @@ def test_broad_facets_read_the_facet_index_and_count_the_same(tmp_path, monkeypa
                 " and rowid in (select rowid from events_fts where events_fts match"
                 " '\"Казахстана\"')"
             )
-        langs = dict(conn.execute(f"select lang, count(*) from events where {where} group by 1"))
-        years = dict(conn.execute(f"select year, count(*) from events where {where} group by 1"))
-        assert broad[q]["lang"] == langs, q
-        assert broad[q]["year"] == years, q
+        for name in names[:2]:
+            counts = dict(
+                conn.execute(f"select {name}, count(*) from events where {where} group by 1")
+            )
+            if "_facet_size" not in q:
+                assert facet_values(broad[q][0], name) == counts, q
+        assert (
+            broad[q][0]["count"]
+            == conn.execute(f"select count(*) from events where {where}").fetchone()[0]
+        )
     conn.close()
 
 

@@ -36,15 +36,19 @@ every value), and only http(s) addresses from the site ever become links.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import re
+import sqlite3
+from collections import Counter
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
 from datasette.facets import ArrayFacet, ColumnFacet
 from datasette.utils import (
+    await_me_maybe,
     escape_sqlite,
     path_with_added_args,
     path_with_removed_args,
@@ -99,14 +103,16 @@ FEED_CHANGES = ("new", "edited", "removed")
 
 
 # The events' facets (lang, year, place, sections) are counted from this covering index
-# (db.INDEXES) when many rows are faceted: `BROAD_FACET_ROWS` or more, or a count that did not
+# (db.INDEXES) when many rows are faceted: `BROAD_MATCH_ROWS` or more, or a count that did not
 # finish. SQLite cannot know how many rows a full-text match brings: it fetches every matching
 # row by rowid (a row's first page, its text behind it), which for a search matching most of
 # the archive (Путин: 76,000 of 160,000 events) took 0.2-0.7 s per facet; a scan of the index
-# that checks each rowid against the matches takes a third of that. For fewer matches the
-# lookups stay (about 4 µs a row: they cost what the scan costs at some 20,000 rows).
+# that checks each rowid against the matches takes a third of that, and one scan counts all
+# four facets (`_broad_counts`). For fewer matches the lookups stay, one query per facet
+# (about 4 µs a row: they cost what the scan costs at some 20,000 rows).
 EVENT_FACET_INDEX = "idx_events_lang_year_place_sections_id"
-BROAD_FACET_ROWS = 20_000
+EVENT_FACET_COLUMNS = ("lang", "year", "place", "sections")  # the index's, as its facets
+BROAD_MATCH_ROWS = 20_000
 _FROM_EVENTS = re.compile(r"^\s*select\s.+?\sfrom\s+events(?=\s|$)", re.S | re.I)
 
 
@@ -115,7 +121,7 @@ async def _facet_sql(facet) -> str:
     sql = facet.sql
     if facet.database != DATABASE_NAME or facet.table != "events":
         return sql
-    if facet.row_count is not None and facet.row_count < BROAD_FACET_ROWS:
+    if facet.row_count is not None and facet.row_count < BROAD_MATCH_ROWS:
         return sql
     found = _FROM_EVENTS.match(sql)
     if found is None:
@@ -129,12 +135,97 @@ async def _facet_sql(facet) -> str:
     return f"{sql[: found.end()]} indexed by {EVENT_FACET_INDEX}{sql[found.end() :]}"
 
 
+async def _broad_counts(facet, column: str) -> Counter | None:
+    """`column`'s facet counts on a broad events page, every value with its rows, from one
+    scan of the facet index that all the page's facets share (kept with the request); None
+    where the per-facet SQL runs (another table or column, fewer rows, no index). Raises
+    QueryInterrupted when the scan took longer than a facet may."""
+    if column not in EVENT_FACET_COLUMNS:
+        return None
+    rows_sql = await _facet_sql(facet)
+    if rows_sql == facet.sql:
+        return None
+    shared = facet.request.scope.setdefault("kremlin.broad_facets", {})
+    key = (rows_sql, json.dumps(facet.params, sort_keys=True, default=str))
+    if key not in shared:
+        shared[key] = asyncio.ensure_future(_count_every_facet(facet, rows_sql))
+    return (await shared[key])[column]
+
+
+async def _count_every_facet(facet, rows_sql: str) -> dict[str, Counter]:
+    columns = ", ".join(EVENT_FACET_COLUMNS)
+    # the time of the four facets it counts (Datasette gives each facet the same time)
+    limit = facet.ds.setting("facet_time_limit_ms") * len(EVENT_FACET_COLUMNS)
+    rows = await facet.ds.execute(
+        facet.database, f"select {columns}, count(*) from ({rows_sql}) group by {columns}",
+        facet.params, truncate=False, custom_time_limit=limit,
+    )  # fmt: skip
+    counts: dict[str, Counter] = {column: Counter() for column in EVENT_FACET_COLUMNS}
+    arrays: Counter = Counter()
+    for row in rows.rows:
+        *values, n = row
+        for column, value in zip(EVENT_FACET_COLUMNS, values, strict=True):
+            if column == "sections":
+                arrays[value] += n
+            elif value is not None:  # as Datasette's column facet: no null value
+                counts[column][value] += n
+    for array, n in arrays.items():  # each row counted once per value it holds
+        values = json.loads(array) if array else []
+        for value in set(values) if isinstance(values, list) else ():
+            counts["sections"][value] += n
+    return counts
+
+
+def _facet_entries(facet, arg: str, counts: Counter) -> tuple[list[dict], bool]:
+    """A facet's values as Datasette lists them: most rows first, then by value (SQLite's
+    `order by count desc, value`: numbers before text), each with its link that adds or
+    removes `arg`=value."""
+    size = facet.get_facet_size()
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], isinstance(item[0], str), item[0]))
+    pairs = facet.get_querystring_pairs()
+    entries = []
+    for value, count in ranked[:size]:
+        selected = (arg, str(value)) in pairs
+        if selected:
+            path = path_with_removed_args(facet.request, {arg: str(value)})
+        else:
+            path = path_with_added_args(facet.request, {arg: value})
+        entries.append({
+            "value": value, "label": value, "count": count,
+            "toggle_url": facet.ds.absolute_url(facet.request, facet.ds.urls.path(path)),
+            "selected": selected,
+        })  # fmt: skip
+    return entries, len(ranked) > size
+
+
 class IndexedColumnFacet(ColumnFacet):
-    """Datasette's column facet (metadata `{"indexed": column}`), counted over `_facet_sql`."""
+    """Datasette's column facet (metadata `{"indexed": column}`), counted by `_broad_counts`
+    on a broad page, otherwise by Datasette over `_facet_sql`. The events' facet columns hold
+    no foreign keys, so a value is its own label."""
 
     type = "indexed"
 
     async def facet_results(self):
+        configs = self.get_configs()
+        columns = [c["config"].get("column") or c["config"]["simple"] for c in configs]
+        try:
+            broad = [await _broad_counts(self, column) for column in columns]
+        except QueryInterrupted:
+            return [], columns
+        if columns and None not in broad:
+            results = []
+            for config, column, counts in zip(configs, columns, broad, strict=True):
+                arg = f"{column}__exact" if column.startswith("_") else column
+                values, truncated = _facet_entries(self, arg, counts)
+                results.append({
+                    "name": column, "type": ColumnFacet.type, "results": values,
+                    "hideable": config["source"] != "metadata",
+                    "toggle_url": self.ds.urls.path(
+                        path_with_removed_args(self.request, {"_facet": column})
+                    ),
+                    "truncated": truncated,
+                })  # fmt: skip
+            return results, []
         sql = self.sql
         self.sql = await _facet_sql(self)
         try:
@@ -155,8 +246,8 @@ class ArrayValuesFacet(ArrayFacet):
     them on whole rows, comparing every column -- the full text of every event: it would always
     time out on a full archive. This one counts the rows per distinct array first (read from
     the events' facet index, db.INDEXES, never from the rows, whose sections lie behind their
-    text) and then adds each array's count to each value it holds once: 40 ms instead of 430
-    on 40,000 events."""
+    text; on a broad page by `_broad_counts`) and then adds each array's count to each value it
+    holds once: 40 ms instead of 430 on 40,000 events."""
 
     type = "array_values"
 
@@ -164,53 +255,108 @@ class ArrayValuesFacet(ArrayFacet):
         if self.database != DATABASE_NAME:
             return [], []
         results, timed_out = [], []
-        size = self.get_facet_size()
-        pairs = self.get_querystring_pairs()
         rows_sql = await _facet_sql(self)
         for source_and_config in self.get_configs():
             config = source_and_config["config"]
             column = config.get("column") or config["simple"]
-            col = escape_sqlite(column)
-            facet_sql = f"""
-                with arrays as (select {col} as arr, count(*) as n from ({rows_sql}) group by 1),
-                pairs as (select distinct arrays.arr, arrays.n, j.value from arrays, json_each(arrays.arr) j)
-                select value, sum(n) as count from pairs
-                group by value order by count desc, value limit {size + 1}
-            """  # noqa: E501
             try:
-                rows = await self.ds.execute(
-                    self.database, facet_sql, self.params, truncate=False,
-                    custom_time_limit=self.ds.setting("facet_time_limit_ms"),
-                )  # fmt: skip
+                counts = await _broad_counts(self, column)
+                if counts is None:
+                    counts = await self._count(column, rows_sql)
             except QueryInterrupted:
                 timed_out.append(column)
                 continue
-            values = []
-            for row in rows.rows[:size]:
-                value = str(row["value"])
-                arg = {f"{column}__arraycontains": value}
-                selected = (f"{column}__arraycontains", value) in pairs
-                path = (path_with_removed_args if selected else path_with_added_args)(
-                    self.request, arg
-                )
-                values.append({
-                    "value": value, "label": value, "count": row["count"],
-                    "toggle_url": self.ds.absolute_url(self.request, path), "selected": selected,
-                })  # fmt: skip
+            values, truncated = _facet_entries(self, f"{column}__arraycontains", counts)
+            for value in values:  # a value as the query string carries it
+                value["value"] = value["label"] = str(value["value"])
             results.append({
                 "name": column, "type": self.type, "results": values,
                 "hideable": source_and_config["source"] != "metadata",
                 "toggle_url": self.ds.urls.path(
                     path_with_removed_args(self.request, {"_facet_array": column})
                 ),
-                "truncated": len(rows) > size,
+                "truncated": truncated,
             })  # fmt: skip
         return results, timed_out
+
+    async def _count(self, column: str, rows_sql: str) -> Counter:
+        col = escape_sqlite(column)
+        facet_sql = f"""
+            with arrays as (select {col} as arr, count(*) as n from ({rows_sql}) group by 1),
+            pairs as (select distinct arrays.arr, arrays.n, j.value from arrays, json_each(arrays.arr) j)
+            select value, sum(n) as count from pairs
+            group by value order by count desc, value limit {self.get_facet_size() + 1}
+        """  # noqa: E501
+        rows = await self.ds.execute(
+            self.database, facet_sql, self.params, truncate=False,
+            custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+        )  # fmt: skip
+        return Counter({row["value"]: row["count"] for row in rows.rows})
 
 
 @hookimpl
 def register_facet_classes():
     return [ArrayValuesFacet, IndexedColumnFacet]
+
+
+# Datasette's table search (`/kremlin/events?_search=…`, datasette.filters.search_filters) keeps
+# the rows `rowid in (select rowid from events_fts where events_fts match …)`. SQLite takes that
+# as a list of rowids to fetch (it assumes a subquery brings about 25) and so, for a word found
+# in most of the archive (Путин: 76,000 of 160,000 events), fetches every hit by rowid -- its
+# first page, with the text behind it -- to count them (0.19 s) and to sort them all by date
+# for the first 50 (0.23 s). With `+rowid` the same rowids are only a filter: the page walks
+# the date index newest first and stops at the 51st hit (25 ms), the count reads a covering
+# index (80 ms). For fewer hits, or a sort no index gives, the fetches are cheaper and stay.
+EVENT_SEARCH_CLAUSE = "rowid in (select rowid from events_fts where events_fts match {match})"
+_SEARCH_MATCHES = ("escape_fts(:search)", ":search")  # escaped, or `_searchmode=raw`
+
+
+@hookimpl(wrapper=True)
+def filters_from_request(request, database, table, datasette):
+    """Every filter of the page as the other hooks made it; the events' table search turned
+    into a filter over the date index when it matches `BROAD_MATCH_ROWS` events or more."""
+    filters = yield
+    if database != DATABASE_NAME or table != "events" or "_search" not in request.args:
+        return filters
+    return [_broad_search(found, request, datasette) for found in filters]
+
+
+def _broad_search(found, request, datasette):
+    async def filter_arguments():
+        arguments = await await_me_maybe(found)
+        if arguments is None:
+            return arguments
+        for i, clause in enumerate(arguments.where_clauses):
+            for match in _SEARCH_MATCHES:
+                if clause == EVENT_SEARCH_CLAUSE.format(match=match):
+                    if await _walk_the_index(match, arguments.params, request, datasette):
+                        arguments.where_clauses[i] = "+" + clause
+                    return arguments
+        return arguments
+
+    return filter_arguments
+
+
+async def _walk_the_index(match: str, params: dict, request, datasette) -> bool:
+    """Whether the page's order comes from an index and the words match enough events for
+    walking it to beat fetching every hit."""
+    metadata = datasette.table_metadata(DATABASE_NAME, "events")
+    sort = request.args.get("_sort") or request.args.get("_sort_desc")
+    sort = sort or metadata.get("sort") or metadata.get("sort_desc") or "id"  # Datasette's order
+    db = datasette.get_database(DATABASE_NAME)
+    leading = await db.execute(
+        "select ii.name from pragma_index_list('events') il, pragma_index_info(il.name) ii"
+        " where ii.seqno = 0 and ii.name = ?", [sort],
+    )  # fmt: skip
+    if sort != "rowid" and not leading.rows:
+        return False
+    try:
+        hits = await db.execute(
+            f"select count(*) from events_fts where events_fts match {match}", params
+        )
+    except (sqlite3.Error, QueryInterrupted):  # Datasette's own SQL will say what is wrong
+        return False
+    return hits.first()[0] >= BROAD_MATCH_ROWS
 
 
 @hookimpl
