@@ -24,7 +24,11 @@ are untouched.
   `/kremlin/-/changes.atom` (`feed.py`; why not datasette-atom: see there).
 - `register_facet_classes` adds `array_values`, Datasette's JSON-array facet made cheap enough
   for the whole archive (used for `events.sections`), and `indexed`, its column facet, which
-  counts the events of a broad search from the facet index (`lang`, `year`, `place`).
+  counts the events of a broad search from the facet index (`lang`, `year`, `place`), all four
+  facets of such a page in one scan.
+- `filters_from_request` wraps Datasette's own search filter: a table search of the events
+  matching most of the archive walks the index of the page's order instead of fetching every
+  hit (EVENT_SEARCH_CLAUSE).
 - `prepare_connection` lets a read wait briefly instead of failing while a crawl checkpoints.
 - `asgi_wrapper` refuses every method but GET/HEAD/OPTIONS with 405: nothing a visitor sends
   can write (Datasette itself opens the file `mode=ro` as well).
