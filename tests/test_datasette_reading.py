@@ -68,6 +68,21 @@ def test_events_table_shows_the_index_columns_only(ds):
     )
 
 
+@pytest.mark.parametrize("sort", ["_sort", "_sort_desc"])
+def test_the_index_sorted_by_a_column_it_does_not_show_shows_it(ds, sort):
+    """(Datasette 0.65 answered `?_sort=year` with a 500 when `year` was not among the
+    columns asked for.)"""
+    for column in ("year", "kremlin_id"):
+        response = get(ds, f"/kremlin/events?{sort}={column}")
+        assert response.status_code == 200, response.text[:300]
+        root = lxml.html.fromstring(response.text)
+        assert header_columns(root) == [*INDEX, column]
+        data = get_json(ds, f"/kremlin/events.json?{sort}={column}&_shape=objects")
+        values = [row[column] for row in data["rows"]]
+        assert values == sorted(values, reverse=sort == "_sort_desc") and len(values) == 2
+    assert header_columns(page(ds, "/kremlin/events", _sort="title")) == INDEX
+
+
 def test_every_column_is_a_click_away(ds):
     index = page(ds, "/kremlin/events")
     (link,) = index.xpath("//p[@class='column-choice']/a[@class='all-columns']")

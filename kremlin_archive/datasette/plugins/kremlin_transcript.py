@@ -403,12 +403,15 @@ def asgi_wrapper(datasette):
 
 
 def index_columns(query_string: bytes) -> bytes:
-    """The events table's address with the index's columns asked for (`_col=…`), unless it
-    chooses columns itself: Datasette 0.65 has no setting for the columns a table shows."""
+    """The events table's address with the index's columns asked for (`_col=…`), and the
+    column it is sorted by, unless it chooses columns itself: Datasette 0.65 has no setting for
+    the columns a table shows (and answers a sort by a column it does not show with a 500)."""
     args = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     if any(key in COLUMN_CHOICES for key, _ in args):
         return query_string
-    extra = urlencode([("_col", column) for column in EVENT_INDEX_COLUMNS]).encode()
+    sorted_by = [v for k, v in args if k in ("_sort", "_sort_desc") and v not in ("id", "rowid")]
+    columns = dict.fromkeys([*EVENT_INDEX_COLUMNS, *sorted_by])
+    extra = urlencode([("_col", column) for column in columns]).encode()
     return b"&".join(part for part in (query_string, extra) if part)
 
 
