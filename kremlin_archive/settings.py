@@ -44,11 +44,13 @@ REMOTE_CONTROL_ENABLED = False  # no HTTP control server listening during a craw
 WARN_ON_GENERATOR_RETURN_VALUE = False
 # What one response's callback yields goes through the spider middlewares and pipelines this
 # many at a time. Scrapy starts that many asyncio tasks per response, however little the
-# callback yields (CONCURRENT_ITEMS defaults to 100): 23% of the crawl's Scrapy machinery,
-# 1.7 ms of CPU per request. An event page yields one item; a listing yields requests, each
-# only scheduled; the pipelines wait for the writer thread in turn anyway. Responses still
-# run in parallel (CONCURRENT_REQUESTS).
-CONCURRENT_ITEMS = 1
+# callback yields (CONCURRENT_ITEMS defaults to 100): 23% of the crawl's Scrapy machinery.
+# Not 1: a listing yields its `Listed` item (which waits for the writer thread) before its
+# event requests, and one at a time those requests waited behind it -- 0.4 s per listing page,
+# 6 s of a 8.5 s slice crawl without a request sent. With 16 the `Listed` item holds one
+# while the others schedule the requests; a slice crawl took 5.2-5.3 s against 5.9-6.2 s
+# with 100 (bench/crawl_bench.py's slice, 3 runs each).
+CONCURRENT_ITEMS = 16
 
 # Retries: 5xx, 429 and 403 are retried with exponential backoff, Retry-After honoured.
 RETRY_ENABLED = True
