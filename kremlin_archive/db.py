@@ -488,13 +488,19 @@ def ensure_indexes(db: Database) -> None:
 # The page cache of a bulk write (KiB): the default 2 MiB holds little of the indexes the
 # writes go through; SQLite's cache only spares reads, it changes nothing in what is written.
 BULK_CACHE_KIB = 64 * 1024
+# The WAL pages a bulk write lets pile up before they are copied into the database file (a
+# checkpoint, SQLite's default: 1000 pages, 4 MiB): at the default every batch's COMMIT was
+# followed by a checkpoint, and the pages every batch changes (the upper levels of the tables,
+# the search index's segments) were copied, and synced, once per batch. The content written
+# is the same; the WAL file grows to about this size (64 MiB) before it is reused.
+BULK_CHECKPOINT_PAGES = 16384
 
 
 @contextlib.contextmanager
 def bulk_writes(db: Database, *, defer_indexes: bool = False) -> Iterator[None]:
-    """Settings for many writes in a row (reparse): a larger page cache and, with
-    `defer_indexes` (a database being filled from nothing), the secondary indexes -- every
-    non-unique index, none of which a constraint rests on -- dropped for the time of the
+    """Settings for many writes in a row (reparse): a larger page cache, fewer checkpoints
+    and, with `defer_indexes` (a database being filled from nothing), the secondary indexes --
+    every non-unique index, none of which a constraint rests on -- dropped for the time of the
     writes and created again, from the very same statements, at the end (also after an
     error): building an index over the finished table costs a fraction of keeping it up to
     date row by row. Nothing in the rows depends on them; a process killed in between leaves
@@ -502,7 +508,10 @@ def bulk_writes(db: Database, *, defer_indexes: bool = False) -> Iterator[None]:
     reparse) creates them again."""
     conn = db.conn
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    checkpoint = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    if 0 < checkpoint < BULK_CHECKPOINT_PAGES:  # 0: the caller wants none
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
     deferred: list[tuple[str, str]] = []
     if defer_indexes:
         deferred = conn.execute(
@@ -520,6 +529,7 @@ def bulk_writes(db: Database, *, defer_indexes: bool = False) -> Iterator[None]:
                 for _, sql in deferred:
                     conn.execute(sql)
         conn.execute(f"PRAGMA cache_size = {cache_size}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint}")
 
 
 MIGRATIONS = sqlite_utils.Migrations("kremlin_archive")
@@ -719,6 +729,30 @@ def _insert(db: Database, table: str, row: dict[str, Any], conflict: str = "") -
     return cursor.lastrowid
 
 
+@contextlib.contextmanager
+def _atomic(db: Database) -> Iterator[None]:
+    """`db.atomic()` for the writes made once per row (an event, a fetch, a ledger entry):
+    inside a transaction, a savepoint of one fixed name rather than sqlite-utils' random one,
+    whose SAVEPOINT and RELEASE statements are compiled anew every time (two thirds of the
+    cost of a savepoint; a reparse makes two per capture). SQLite nests savepoints of the same
+    name: RELEASE and ROLLBACK TO take the innermost, so nesting works as with distinct names.
+    Outside a transaction it is `db.atomic()` (BEGIN ... COMMIT)."""
+    conn = db.conn
+    if not conn.in_transaction:
+        with db.atomic():
+            yield
+        return
+    conn.execute("SAVEPOINT kremlin_row")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # an error may have ended the transaction already
+            conn.execute("ROLLBACK TO SAVEPOINT kremlin_row")
+            conn.execute("RELEASE SAVEPOINT kremlin_row")
+        raise
+    conn.execute("RELEASE SAVEPOINT kremlin_row")
+
+
 def _rows(db: Database, sql: str, params: Iterable = ()) -> list[dict[str, Any]]:
     cursor = db.conn.execute(sql, list(params))
     names = [d[0] for d in cursor.description]
@@ -748,7 +782,7 @@ def _speakers(utterances: Iterable[Utterance]) -> list[str]:
     return list(seen)
 
 
-def _event_row(t: Transcript, content: dict[str, Any], digest: str) -> dict[str, Any]:
+def _event_row(t: Transcript, content: dict[str, Any] | None, digest: str) -> dict[str, Any]:
     return {
         "id": t.event_id,
         "lang": t.lang,
@@ -798,7 +832,7 @@ def save_transcript(
     *,
     now: str | None = None,
     index: personsmod.Index | None = None,
-    prepared: tuple[dict[str, Any], str] | None = None,
+    digest: str | None = None,
 ) -> SaveResult:
     """Upsert one event with its utterances, tags and person links, in one transaction.
 
@@ -814,13 +848,16 @@ def save_transcript(
     save; without one it is read from the database). `settle_persons` redoes what depends on
     the archive once a run has stored all it will.
 
-    `prepared`: `content_of(t)` and its `content_hash`, where the caller has them already
-    (reparse computes them in its reading process).
+    `digest`: `content_hash(content_of(t))`, where the caller has it already (reparse computes
+    it in its reading process); the content itself is then built only if it is compared with
+    a stored one (sending it from process to process cost more than building it again).
     """
     now = now or utc_stamp()
-    content, digest = prepared or prepare_content(t)
+    content: dict[str, Any] | None = None
+    if digest is None:
+        content, digest = prepare_content(t)
     event_id = t.event_id
-    with db.atomic():
+    with _atomic(db):
         old = _get_event(db, event_id)
         if old is not None:
             old_origin = old["origin"] or ""
@@ -832,6 +869,8 @@ def save_transcript(
                 if old["links_hash"] != links_hash(t):
                     _relink_people(db, t, index)
                 return SaveResult(event_id, "unchanged")
+            if content is None:
+                content = content_of(t)
             old_content = json.loads(_old_content_json(db, old))
             changed = tuple(f for f in CONTENT_FIELDS if old_content.get(f) != content[f])
             if superseding_import:
@@ -959,11 +998,18 @@ def _replace_children(db: Database, t: Transcript, index: personsmod.Index | Non
             for u in t.utterances
         ],
     )
-    for seq, tag in enumerate(t.tags):
-        tid = tag_id(t.lang, tag)
-        tag_row = {"id": tid, "lang": t.lang, "kind": tag.kind, "name": tag.name, "url": tag.url}
-        _insert(db, "tags", tag_row, conflict="id")
-        _insert(db, "event_tags", {"event_id": event_id, "tag_id": tid, "seq": seq}, "ignore")
+    # Tags, then the event's links to them: two statements for all its tags, not two per tag
+    # (the tags' upserts and the links touch different tables, so the order between the two
+    # kinds of rows changes nothing).
+    tids = [tag_id(t.lang, tag) for tag in t.tags]
+    conn.executemany(
+        _insert_sql("tags", ("id", "lang", "kind", "name", "url"), conflict="id"),
+        [(tid, t.lang, tag.kind, tag.name, tag.url) for tid, tag in zip(tids, t.tags, strict=True)],
+    )
+    conn.executemany(
+        _insert_sql("event_tags", ("event_id", "tag_id", "seq"), conflict="ignore"),
+        [(event_id, tid, seq) for seq, tid in enumerate(tids)],
+    )
 
 
 def _link_twin(db: Database, t: Transcript) -> None:
@@ -1019,7 +1065,7 @@ def events_published_since(db: Database, lang: str, since: str) -> list[tuple[in
 def record_fetch(db: Database, fetch: dict[str, Any]) -> int:
     """Insert one HTTP exchange (or transport failure); returns its id."""
     row = {k: v for k, v in fetch.items() if k in TABLES["fetches"]["columns"] and k != "id"}
-    with db.atomic():
+    with _atomic(db):
         return _insert(db, "fetches", row)
 
 
@@ -1229,7 +1275,7 @@ def note_coverage(
     `COVERAGE_RANK` for which observation wins."""
     if state not in COVERAGE_RANK:
         raise ValueError(f"unknown coverage state {state!r}")
-    with db.atomic():
+    with _atomic(db):
         _note(
             db, event_id, state, at=at or utc_stamp(), fetch_id=fetch_id, run_id=run_id,
             answer=answer, day=day,
@@ -1249,7 +1295,7 @@ def note_listed(
     yet, the day filled in where it has none. Returns how many were new to the ledger."""
     at = at or utc_stamp()
     new = 0
-    with db.atomic():
+    with _atomic(db):
         for kremlin_id, day in items:
             key = urls.event_key(lang, kremlin_id)
             new += db.conn.execute("SELECT 1 FROM coverage WHERE id = ?", [key]).fetchone() is None
@@ -1392,7 +1438,7 @@ def record_error(
         "fetch_id": fetch_id,
         "at": utc_stamp(),
     }
-    with db.atomic():
+    with _atomic(db):
         return _insert(db, "errors", row)
 
 
@@ -1541,39 +1587,68 @@ def _update_turns(db: Database, event_id: str, found: dict[int, personsmod.Resol
     return max(cursor.rowcount, 0)  # the sum over the rows (-1 for none: nothing changed)
 
 
-def _resolve_stored_event(db: Database, event_id: str, index: personsmod.Index) -> int:
-    """Resolve the turns of a stored event again from what the archive holds of it."""
-    event = db.conn.execute(
-        "SELECT lang, published_at FROM events WHERE id = ?", [event_id]
-    ).fetchone()
-    if event is None:
-        return 0
-    lang, published_at = event
-    tags = _person_tags(
-        lang,
-        (
-            Tag(kind, name, url)
-            for kind, name, url in db.execute(
-                "SELECT t.kind, t.name, t.url FROM event_tags et JOIN tags t ON t.id = et.tag_id "
-                "WHERE et.event_id = ? AND t.kind = 'person' ORDER BY et.seq",
-                [event_id],
+SETTLE_CHUNK = 500  # events whose labels, tags and links `settle_persons` reads at a time
+
+
+def _stored_people(
+    db: Database, event_ids: list[str]
+) -> Iterator[tuple[str, str, str | None, list, list, list]]:
+    """(event id, lang, published_at, person tags, person links, labelled turns) of each
+    stored event of `event_ids`, in their order, as `persons.resolve_event` takes them: four
+    queries per `SETTLE_CHUNK` events rather than four per event. Resolving writes none of
+    what is read here (only turns' person columns and `persons`)."""
+    for first in range(0, len(event_ids), SETTLE_CHUNK):
+        chunk = event_ids[first : first + SETTLE_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        tags: dict[str, list[Tag]] = {}
+        # CROSS JOIN: the events' links to tags first, then each tag by its key (a plain
+        # JOIN let SQLite start from every person tag and probe each event for it: 60x slower)
+        for event_id, kind, name, url in db.execute(
+            "SELECT et.event_id, t.kind, t.name, t.url FROM event_tags et "
+            f"CROSS JOIN tags t ON t.id = et.tag_id WHERE et.event_id IN ({marks}) "
+            "AND t.kind = 'person' ORDER BY et.event_id, et.seq",
+            chunk,
+        ):
+            tags.setdefault(event_id, []).append(Tag(kind, name, url))
+        mentions: dict[str, list[Mention]] = {}
+        for event_id, pid, text, card_name, card_title, turn in db.execute(
+            "SELECT event_id, person_id, text, card_name, card_title, turn FROM mentions "
+            f"WHERE event_id IN ({marks}) ORDER BY event_id, seq",
+            chunk,
+        ):
+            if pid.isdigit():
+                mention = Mention(int(pid), text, card_name, card_title, turn)
+                mentions.setdefault(event_id, []).append(mention)
+        speakers: dict[str, list[tuple[int, str]]] = {}
+        for event_id, seq, speaker in db.execute(
+            f"SELECT event_id, seq, speaker FROM utterances WHERE event_id IN ({marks}) "
+            "AND speaker IS NOT NULL ORDER BY event_id, seq",
+            chunk,
+        ):
+            speakers.setdefault(event_id, []).append((seq, speaker))
+        events = {
+            event_id: (lang, published_at)
+            for event_id, lang, published_at in db.execute(
+                f"SELECT id, lang, published_at FROM events WHERE id IN ({marks})", chunk
             )
-        ),
-    )
-    mentions = [
-        Mention(int(pid), text, card_name, card_title, turn)
-        for pid, text, card_name, card_title, turn in db.execute(
-            "SELECT person_id, text, card_name, card_title, turn FROM mentions "
-            "WHERE event_id = ? ORDER BY seq",
-            [event_id],
-        )
-        if pid.isdigit()
-    ]
-    speakers = db.execute(
-        "SELECT seq, speaker FROM utterances WHERE event_id = ? AND speaker IS NOT NULL "
-        "ORDER BY seq",
-        [event_id],
-    ).fetchall()
+        }
+        for event_id in chunk:
+            if event_id in events:
+                lang, published_at = events[event_id]
+                yield (
+                    event_id, lang, published_at, _person_tags(lang, tags.get(event_id, ())),
+                    mentions.get(event_id, []), speakers.get(event_id, []),
+                )  # fmt: skip
+
+
+def _resolve_stored_event(
+    db: Database,
+    stored: tuple[str, str, str | None, list, list, list],
+    index: personsmod.Index,
+) -> int:
+    """Resolve the turns of a stored event again from what the archive holds of it
+    (`_stored_people`)."""
+    event_id, lang, published_at, tags, mentions, speakers = stored
     found = personsmod.resolve_event(lang, published_at, speakers, tags, mentions, index)
     rows = {}
     for r in found.values():
@@ -1612,11 +1687,17 @@ def settle_persons(db: Database, *, rebuild: bool = False) -> dict[str, int]:
                     "AND person_evidence IS NULL ORDER BY event_id"
                 )
             ]
-        for event_id in pending:
-            counts["turns_changed"] += _resolve_stored_event(db, event_id, index)
+        for stored in _stored_people(db, pending):
+            counts["turns_changed"] += _resolve_stored_event(db, stored, index)
         counts["events"] = len(pending)
         if pending:
-            index = person_index(db)  # with the positions the page stage has just found
+            # With the positions the page stage has just found. An index equal to the one
+            # before is kept, with the answers it holds (`persons.Index.memo`: the labels
+            # below are those just resolved): its names come from tags and links, which the
+            # step above does not write, so they are read in the same order too.
+            again = person_index(db)
+            if again != index:
+                index = again
         marks = ", ".join("?" for _ in personsmod.ARCHIVE_STAGE)
         labels = [
             r[0]

@@ -409,11 +409,21 @@ class Index:
     # The words of the positions the archive has seen a person hold: hover-card descriptions
     # and the positions printed in labels resolved by the page's own evidence.
     positions: dict[int, set[str]] = field(default_factory=dict)
+    # What `resolve_by_index` said of a printed label, while the index stays as it was: the
+    # same labels come back event after event, and `db.settle_persons` resolves every turn
+    # of the archive against one index. Emptied by every change above (`add`, `add_position`)
+    # and when it holds `MEMO_LABELS` labels.
+    memo: dict[str, Resolution] = field(default_factory=dict, repr=False, compare=False)
+
+    MEMO_LABELS = 1 << 14
 
     def add_position(self, catalog_id: int, position: str | None) -> None:
         words = _position_words(position)
         if words:
-            self.positions.setdefault(catalog_id, set()).update(words)
+            known = self.positions.setdefault(catalog_id, set())
+            if not words <= known:
+                known.update(words)
+                self.memo.clear()
 
     def add(self, catalog_id: int, name: str | None, *, surname_first: bool = True) -> None:
         """A name of a catalog person: as the catalog writes it (surname first, the
@@ -431,6 +441,7 @@ class Index:
         known[found.words] = found
         for word in found.words:
             self.by_word.setdefault(word, set()).add(catalog_id)
+        self.memo.clear()
 
     def add_event(self, tags: Iterable[tuple[int, str]], mentions: Iterable[Mention]) -> None:
         for catalog_id, name in tags:
@@ -594,6 +605,26 @@ def _unknown_name(label: Label, parts: Sequence[_Part]) -> tuple[int, int] | Non
     return _name_run(label, len(label.words)) or head
 
 
+class _Read(NamedTuple):
+    """A printed label with what follows from it alone."""
+
+    label: Label
+    parts: tuple[_Part, ...]
+    role: bool  # parsing.is_role_label(label.core)
+    by_rule: tuple[_Match, ...]  # _best(label, parts, _RULES)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _read(label_text: str) -> _Read:
+    """`read_label`, its name parts, whether it is a role and its matches among the rule
+    persons, worked out once per printed label: the same few labels (the president's, the
+    ministers') come back page after page, and an archive is resolved twice over (at each
+    save, then by `db.settle_persons`). All of it is pure and immutable."""
+    label = read_label(label_text)
+    parts = tuple(_parts(label.words))
+    return _Read(label, parts, is_role_label(label.core), tuple(_best(label, parts, _RULES)))
+
+
 def resolve_turn(
     label_text: str,
     lang: str,
@@ -605,7 +636,8 @@ def resolve_turn(
     index: Index | None = None,
 ) -> Resolution:
     """Resolve one printed label (see the module docstring for the order of evidence)."""
-    label = read_label(label_text)
+    read = _read(label_text)
+    label = read.label
     linked = sorted({m.catalog_id for m in label_links})
     if len(linked) == 1:
         texts = [m.text for m in label_links]
@@ -627,9 +659,9 @@ def resolve_turn(
             "links in the label to several catalog persons: " + ", ".join(map(str, linked)),
             marker=label.marker,
         )
-    if is_role_label(label.core):
+    if read.role:
         return Resolution(None, ROLE, "a role, not a person", marker=label.marker)
-    parts = _parts(label.words)
+    parts = read.parts
     if day is not None and label.core.lower().strip(" .") in PRESIDENT_TITLES:
         president = president_on(day)
         if president is not None:
@@ -638,7 +670,7 @@ def resolve_turn(
                 president.person_id, RULE, note, None, label.core, label.marker,
                 president.catalog_id,
             )  # fmt: skip
-    matches = _best(label, parts, _RULES)
+    matches = read.by_rule
     if len(matches) == 1:
         return _resolved(label, matches[0], RULE, _RULE_NOTES[matches[0].key])
     tag_candidates, link_candidates = _page_candidates(tags, mentions)
@@ -656,7 +688,19 @@ def resolve_turn(
 
 
 def resolve_by_index(label: Label, parts: Sequence[_Part], index: Index | None) -> Resolution:
-    """The archive stage: the archive's index, else an archive person by name."""
+    """The archive stage: the archive's index, else an archive person by name. `parts` are
+    `label`'s (`_read`): the answer depends on the printed label and the index alone."""
+    if index is None:
+        return _resolve_by_index(label, parts, None)
+    found = index.memo.get(label.printed)
+    if found is None:
+        if len(index.memo) >= index.MEMO_LABELS:
+            index.memo.clear()
+        found = index.memo[label.printed] = _resolve_by_index(label, parts, index)
+    return found
+
+
+def _resolve_by_index(label: Label, parts: Sequence[_Part], index: Index | None) -> Resolution:
     if index is not None:
         matches = _best(label, parts, index.candidates(parts), min_score=2)
         if len(matches) == 1:
@@ -717,8 +761,8 @@ def _by_position(
 
 def resolve_label_by_index(label_text: str, index: Index | None) -> Resolution:
     """`resolve_by_index` for a printed label (what `db.settle_persons` re-runs)."""
-    label = read_label(label_text)
-    return resolve_by_index(label, _parts(label.words), index)
+    read = _read(label_text)
+    return resolve_by_index(read.label, read.parts, index)
 
 
 def resolve_event(

@@ -295,3 +295,20 @@ def test_opening_an_archive_again_changes_nothing_in_its_schema(tmp_path):
     dbmod.open_db(path).close()
     dbmod.open_db(path).close()
     assert shape() == before
+
+
+def test_a_row_write_that_fails_inside_a_batch_takes_back_only_itself(tmp_path):
+    """`db._atomic`: savepoints of one name, nested (an error row inside a failed one), are
+    taken back innermost first, as sqlite-utils' savepoints of distinct names were."""
+    db = dbmod.open_db(tmp_path / "kremlin.db")
+    db.conn.execute("BEGIN")
+    dbmod.record_error(db, run_id=None, url="a", stage="parse", reason="kept")
+    with pytest.raises(RuntimeError), dbmod._atomic(db):
+        dbmod.record_error(db, run_id=None, url="b", stage="parse", reason="taken back")
+        raise RuntimeError("midway")
+    dbmod.record_error(db, run_id=None, url="c", stage="parse", reason="kept")
+    db.conn.execute("COMMIT")
+    assert [r[0] for r in db.execute("SELECT url FROM errors ORDER BY rowid")] == ["a", "c"]
+    dbmod.record_error(db, run_id=None, url="d", stage="parse", reason="its own transaction")
+    assert not db.conn.in_transaction
+    assert db.execute("SELECT count(*) FROM errors").fetchone()[0] == 3

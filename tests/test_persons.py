@@ -264,6 +264,25 @@ def test_a_position_the_archive_knows_confirms_the_name(index):
     assert (found.person_id, found.evidence) == ("309", ARCHIVE)
 
 
+def test_the_index_answers_again_once_it_learns_more():
+    """`Index.memo` keeps what the index said of a label only while the index stays the same:
+    a new name, or a new position of a namesake, is taken into account at once."""
+    index = Index()
+    assert resolve("Maxim Oreshkin", index=index).evidence == NAME
+    assert resolve("Maxim Oreshkin", index=index).evidence == NAME  # the memo's answer
+    index.add(1042, "Oreshkin Maxim")
+    found = resolve("Maxim Oreshkin", index=index)
+    assert (found.person_id, found.evidence) == ("1042", ARCHIVE)
+    index.add(1043, "Oreshkin Maxim")
+    label = "Minister of Economic Development Maxim Oreshkin"
+    assert resolve(label, index=index).evidence == ARCHIVE_AMBIGUOUS
+    index.add_position(1043, "Minister of Economic Development")
+    found = resolve(label, index=index)
+    assert (found.person_id, found.evidence) == ("1043", ARCHIVE)
+    index.add_position(1043, "Minister of Economic Development")  # nothing new: kept
+    assert index.memo
+
+
 # -- people the catalog does not list ------------------------------------------------------------
 
 

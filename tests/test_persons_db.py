@@ -116,6 +116,18 @@ def test_settle_resolves_what_was_never_resolved_and_changes_nothing_else(db):
     assert dbmod.settle_persons(db, rebuild=True)["turns_changed"] == 0
 
 
+def test_settle_reads_the_archive_a_chunk_at_a_time_with_the_same_result(db, monkeypatch):
+    for t in (en_63123(), ru_66419()):
+        dbmod.save_transcript(db, t)
+    dbmod.settle_persons(db, rebuild=True)
+    snapshot = list(db.query("SELECT * FROM utterances ORDER BY event_id, seq"))
+    db.execute("UPDATE utterances SET person_id = NULL, person_evidence = NULL, person_note = NULL")
+    monkeypatch.setattr(dbmod, "SETTLE_CHUNK", 1)  # every event a chunk of its own
+    settled = dbmod.settle_persons(db)
+    assert settled["events"] == 2 and settled["turns_changed"] > 0
+    assert list(db.query("SELECT * FROM utterances ORDER BY event_id, seq")) == snapshot
+
+
 def test_turns_are_searchable_after_their_persons_change(db):
     dbmod.save_transcript(db, ru_66419())
     db.execute("UPDATE utterances SET person_id = NULL, person_evidence = NULL")

@@ -46,7 +46,6 @@ recorded inside the batch and does not disturb the rest of it.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import multiprocessing
 import os
@@ -56,7 +55,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlite_utils import Database
 
@@ -192,16 +191,26 @@ def _event_ref(url: str) -> urls.EventURL | None:
 @dataclass
 class Parsed:
     transcript: parsing.Transcript
-    prepared: tuple[dict, str]  # db.prepare_content(transcript)
+    digest: str  # db.content_hash(db.content_of(transcript)); the content itself is not sent
+
+
+class Seen(NamedTuple):
+    """What the writer uses of a capture whose body it does not need: a `warc.Capture`
+    without its body still cost the writer more to unpickle than this (its date, headers)."""
+
+    url: str
+    status: int
+    location: warc.WarcLocation
 
 
 # What the reader hands the writer, in WARC order: ("damaged", filename, offset, reason), or
-# ("capture", capture, ref, parsed, fetch) where `parsed` is a `Parsed` or a ParseError's
+# ("capture", capture, ref, parsed, fetch) where `capture` is a `Seen` or, when UNPARSED, the
+# `warc.Capture` itself, and `parsed` is a `Parsed` or a ParseError's
 # reason (an event page to store), `UNPARSED` (an event page the writer parses itself), a
 # (lang, items) pair (a listing page or the feed) or None, and `fetch` the capture's
 # `fetches` row should the database not have it (`_fetch_row`). The capture comes without its
 # body but when UNPARSED: everything the writer needs of it is in `parsed` and `fetch` (a
-# body is most of the bytes a worker would send).
+# body is most of the bytes a worker would send), its URL, status and WARC location.
 Item = tuple
 
 
@@ -234,13 +243,12 @@ def _listed_items(capture: warc.Capture) -> tuple[str, list[tuple[int, str]]] | 
 
 
 def _parse(capture: warc.Capture, ref: urls.EventURL | None) -> Parsed | str:
-    """The page parsed, with its content and content hash (`db.prepare_content`), or the
-    parser's reason to refuse it."""
+    """The page parsed, with its content hash, or the parser's reason to refuse it."""
     try:
         transcript = parsing.parse_event(capture.body, ref.url if ref else capture.url)
     except parsing.ParseError as exc:
         return str(exc)
-    return Parsed(transcript, dbmod.prepare_content(transcript))
+    return Parsed(transcript, dbmod.content_hash(dbmod.content_of(transcript)))
 
 
 def _read(
@@ -271,8 +279,8 @@ def _read(
         elif capture.status in EVENT_STATUSES and ref.key not in existing:
             parsed = UNPARSED if hand_over() else _parse(capture, ref)
         fetch = _fetch_row(capture, ref, run_id)
-        if parsed is not UNPARSED:  # the writer needs no more of the body
-            capture = dataclasses.replace(capture, body=b"")
+        if parsed is not UNPARSED:  # the writer needs no more of the capture
+            capture = Seen(capture.url, capture.status, capture.location)
         yield ("capture", capture, ref, parsed, fetch)
     yield from damaged
 
@@ -413,7 +421,7 @@ def reparse(
         )  # fmt: skip
 
     def save(
-        capture: warc.Capture,
+        capture: warc.Capture | Seen,
         ref: urls.EventURL | None,
         fetch: dict,
         parsed: Parsed | str,
@@ -444,12 +452,12 @@ def reparse(
         if transcript.source == "wayback" and ref is not None:
             # what the site had answered just before, when its answer is in the files
             transcript.site_answer = site_answers.get(ref.key)
-        outcome = dbmod.save_transcript(db, transcript, index=index, prepared=parsed.prepared)
+        outcome = dbmod.save_transcript(db, transcript, index=index, digest=parsed.digest)
         result.events_parsed += 1
         result.outcomes[outcome.outcome] += 1
 
     def take(
-        capture: warc.Capture, ref: urls.EventURL | None, parsed: Any, new_fetch: dict
+        capture: warc.Capture | Seen, ref: urls.EventURL | None, parsed: Any, new_fetch: dict
     ) -> None:
         result.captures += 1
         loc = capture.location
