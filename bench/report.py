@@ -1010,6 +1010,18 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
             f"{v['slowest_ms']:.0f} ms): its slowest SQL (`?_trace=1`) and query plans:"
         )
         w("")
+        if len(v.get("page_p50_ms") or {}) > 1:  # which of the kind's pages miss
+            w(
+                "Its pages, median: "
+                + "; ".join(
+                    f"`{path}` "
+                    + (f"**{ms:.0f}**" if ms >= SCALE_TARGETS["datasette_p95_ms"] else f"{ms:.0f}")
+                    + " ms"
+                    for path, ms in v["page_p50_ms"].items()
+                )
+                + "."
+            )
+            w("")
         for t in v["trace"]:
             scans = sorted(
                 {

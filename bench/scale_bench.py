@@ -165,6 +165,7 @@ def datasette_urls(db_path: Path) -> dict[str, list[str]]:
             "/kremlin/events",
             "/kremlin/events?lang=ru",
             "/kremlin/events?year=2015",
+            "/kremlin/events?_sort_desc=utterance_count",  # a column header's sort
         ],
         "turns table": [
             "/kremlin/utterances",
@@ -175,6 +176,7 @@ def datasette_urls(db_path: Path) -> dict[str, list[str]]:
         "table search": [
             "/kremlin/events?_search=Tokayev",
             "/kremlin/events?_search=%D0%9F%D1%83%D1%82%D0%B8%D0%BD",  # Путин
+            "/kremlin/events?_search=%D0%9F%D1%83%D1%82%D0%B8%D0%BD&_sort=title",
             "/kremlin/utterances?_search=oil",
         ],
         "search everything": [
@@ -183,6 +185,19 @@ def datasette_urls(db_path: Path) -> dict[str, list[str]]:
         ],
         "person": [f"/kremlin/persons/{p}" for p in people],
         "recent changes": ["/kremlin/recent_changes"],
+        # the rest a reader can open from the database's page: the page itself, the views,
+        # the prepared queries with the forms' empty fields (everything), the fetches
+        "views, queries, database page": [
+            "/kremlin",
+            "/kremlin/transcripts",
+            "/kremlin/speaker_turns",
+            "/kremlin/event_changes",
+            "/kremlin/fetches",
+            "/kremlin/most_turns?since=&until=&lang=",
+            f"/kremlin/person_said?person={people[0]}&words=",
+            "/kremlin/events_between?since=2015-01-01&until=2015-12-31&lang=",
+            "/kremlin/coverage_of_ids?lang=en&first=1&last=80000",
+        ],
     }
 
 
@@ -198,15 +213,19 @@ def datasette_pages(db_path: Path, repeat: int) -> dict:
         for kind, paths in urls.items():
             times: list[float] = []
             slowest = (0.0, "")
+            medians: dict[str, float] = {}
             for path in paths:
                 response = await ds.client.get(path)  # warm-up
                 out["statuses"][path] = response.status_code
+                mine = []
                 for _ in range(repeat):
                     t0 = time.perf_counter()
                     response = await ds.client.get(path)
                     ms = (time.perf_counter() - t0) * 1e3
-                    times.append(ms)
+                    mine.append(ms)
                     slowest = max(slowest, (ms, path))
+                times += mine
+                medians[path] = statistics.median(mine)
             out["kinds"][kind] = {
                 "p50_ms": pct(times, 0.5),
                 "p95_ms": pct(times, 0.95),
@@ -214,6 +233,7 @@ def datasette_pages(db_path: Path, repeat: int) -> dict:
                 "urls": paths,
                 "slowest": slowest[1],
                 "slowest_ms": slowest[0],
+                "page_p50_ms": medians,
             }
         # where a kind misses the target, the SQL of its slowest page (Datasette's trace)
         missed = [k for k, v in out["kinds"].items() if v["p95_ms"] > TARGETS["datasette_p95_ms"]]

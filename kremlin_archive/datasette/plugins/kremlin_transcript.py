@@ -44,7 +44,6 @@ import asyncio
 import datetime as dt
 import json
 import re
-import sqlite3
 from collections import Counter
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -354,13 +353,9 @@ async def _walk_the_index(match: str, params: dict, request, datasette) -> bool:
     )  # fmt: skip
     if sort != "rowid" and not leading.rows:
         return False
-    try:
-        hits = await db.execute(
-            f"select count(*) from events_fts where events_fts match {match}", params
-        )
-    except (sqlite3.Error, QueryInterrupted):  # Datasette's own SQL will say what is wrong
-        return False
-    return hits.first()[0] >= BROAD_MATCH_ROWS
+    search, raw = params["search"], match == ":search"
+    hits = await db.execute_fn(lambda conn: dbmod.event_search_hits(conn, search, raw=raw))
+    return hits is not None and hits >= BROAD_MATCH_ROWS
 
 
 @hookimpl
