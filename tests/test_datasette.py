@@ -374,7 +374,7 @@ def test_broad_pages_read_the_indexes_and_answer_the_same(tmp_path, monkeypatch)
     assert {len(f["results"]) for f in one_each} == {1}
     assert {f["name"] for f in one_each if f["truncated"]} == {"lang", "place", "sections"}
     # every page's four facets from one query through the index
-    grouped = [sql for sql in broad_sql if sql.startswith("select lang, year, place, sections")]
+    grouped = [sql for sql in broad_sql if "with groups as materialized" in sql]
     assert len(grouped) == sum(len(p) for p in broad.values())
     assert all(f"indexed by {plugin.EVENT_FACET_INDEX}" in sql for sql in grouped)
     # the searches walk the index, except the one sorted by title (no index starts with it here)
