@@ -698,14 +698,14 @@ def scale_met(s: dict) -> dict[str, bool]:
 SCALE_NOTES = (
     "**A table search over most of the archive.** `/kremlin/events?_search=Путин` matches "
     "nearly every Russian record (about 76,000 at 160k). Datasette's own SQL keeps the hits as "
-    "`rowid in (…)`, which SQLite reads as rows to fetch (its planner assumes a subquery brings "
-    "about 25): every hit fetched by rowid to count them and again to sort them all by date "
-    "for the first 50. Past 20,000 hits, and when the page is ordered by a column an index "
-    "starts with, the plugin (a wrapper around Datasette's search filter) writes `+rowid in "
-    "(…)`: the hits become a filter, the page walks the date index newest first and stops at "
-    "the 51st, the count reads a covering index. The four facets of such a page are counted in "
-    "one scan of the covering facet index. Fewer hits, or a sort no index gives, keep "
-    "Datasette's SQL, which is cheaper there.",
+    "`rowid in (…)`, which SQLite reads as rows to fetch (its planner assumes a subquery brings"
+    " about 25): every hit fetched by rowid to count them and again to sort them all by date "
+    "for the first 50. From an eighth of the events on, and when the page is ordered by a "
+    "column an index starts with, the plugin (a wrapper around Datasette's search filter) "
+    "writes `+rowid in (…)`: the hits become a filter, the page walks the date index newest "
+    "first and stops at the 51st, the count reads a covering index. The four facets of such a "
+    "page are counted in one scan of the covering facet index. Fewer hits, or a sort no index "
+    "gives, keep Datasette's SQL, which is cheaper there.",
     "**How Russian the Russian half is.** The Russian records are the English pages re-labelled "
     "with their Latin letters spelt in Cyrillic (bench/synthetic.py): Russian byte sizes and "
     "Cyrillic words for the index and the person resolver, but transliterated English. Row "

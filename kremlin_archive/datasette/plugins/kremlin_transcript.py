@@ -106,16 +106,32 @@ FEED_CHANGES = ("new", "edited", "removed")
 
 
 # The events' facets (lang, year, place, sections) are counted from this covering index
-# (db.INDEXES) when many rows are faceted: `BROAD_MATCH_ROWS` or more, or a count that did not
-# finish. SQLite cannot know how many rows a full-text match brings: it fetches every matching
-# row by rowid (a row's first page, its text behind it), which for a search matching most of
-# the archive (Путин: 76,000 of 160,000 events) took 0.2-0.7 s per facet; a scan of the index
+# (db.INDEXES) when many rows are faceted (`_broad_rows`), or a count that did not finish.
+# SQLite cannot know how many rows a full-text match brings: it fetches every matching row by
+# rowid (a row's first page, its text behind it), which for a search matching most of the
+# archive (Путин: 76,000 of 160,000 events) took 0.2-0.7 s per facet; a scan of the index
 # that checks each rowid against the matches takes a third of that, and one scan counts all
 # four facets (`_broad_counts`). For fewer matches the lookups stay, one query per facet
-# (about 4 µs a row: they cost what the scan costs at some 20,000 rows).
+# (about 4 µs a row: at 160,000 events they cost what the scan costs at some 20,000 rows).
 EVENT_FACET_INDEX = "idx_events_lang_year_place_sections_id"
 EVENT_FACET_COLUMNS = ("lang", "year", "place", "sections")  # the index's, as its facets
-BROAD_MATCH_ROWS = 20_000
+# A page is broad from an eighth of the events on (the scan grows with the table, the lookups
+# with the rows matched), and never below BROAD_MATCH_MIN rows (a small archive).
+BROAD_MATCH_SHARE = 8
+BROAD_MATCH_MIN = 2_000
+
+
+async def _broad_rows(datasette, request) -> int:
+    """How many rows make an events page broad (`BROAD_MATCH_SHARE`), once per request."""
+    if "kremlin.broad_rows" not in request.scope:
+        counted = await datasette.get_database(DATABASE_NAME).execute(
+            "select count(*) from events"
+        )  # an index's entries: 3 ms at 160,000 events
+        rows = counted.first()[0] // BROAD_MATCH_SHARE
+        request.scope["kremlin.broad_rows"] = max(BROAD_MATCH_MIN, rows)
+    return request.scope["kremlin.broad_rows"]
+
+
 _FROM_EVENTS = re.compile(r"^\s*select\s.+?\sfrom\s+events(?=\s|$)", re.S | re.I)
 
 
@@ -124,7 +140,7 @@ async def _facet_sql(facet) -> str:
     sql = facet.sql
     if facet.database != DATABASE_NAME or facet.table != "events":
         return sql
-    if facet.row_count is not None and facet.row_count < BROAD_MATCH_ROWS:
+    if facet.row_count is not None and facet.row_count < await _broad_rows(facet.ds, facet.request):
         return sql
     found = _FROM_EVENTS.match(sql)
     if found is None:
@@ -330,7 +346,7 @@ _SEARCH_MATCHES = ("escape_fts(:search)", ":search")  # escaped, or `_searchmode
 @hookimpl(wrapper=True)
 def filters_from_request(request, database, table, datasette):
     """Every filter of the page as the other hooks made it; the events' table search turned
-    into a filter over the date index when it matches `BROAD_MATCH_ROWS` events or more."""
+    into a filter over the date index when it matches many events (`_broad_rows`)."""
     filters = yield
     if database != DATABASE_NAME or table != "events" or "_search" not in request.args:
         return filters
@@ -368,7 +384,7 @@ async def _walk_the_index(match: str, params: dict, request, datasette) -> bool:
         return False
     search, raw = params["search"], match == ":search"
     hits = await db.execute_fn(lambda conn: dbmod.event_search_hits(conn, search, raw=raw))
-    return hits is not None and hits >= BROAD_MATCH_ROWS
+    return hits is not None and hits >= await _broad_rows(datasette, request)
 
 
 @hookimpl
