@@ -230,6 +230,19 @@ def _facet_entries(facet, arg: str, ranked: list[tuple[Any, int]]) -> tuple[list
     return entries, len(ranked) > size
 
 
+def _facet_result(facet, column: str, kind: str, config: dict, entries: tuple) -> dict:
+    """A facet as Datasette's page and JSON show it: `entries` from `_facet_entries`; a facet
+    the address asked for (not the metadata) can be hidden again."""
+    values, truncated = entries
+    hide = "_facet_array" if kind == ArrayValuesFacet.type else "_facet"
+    return {
+        "name": column, "type": kind, "results": values,
+        "hideable": config["source"] != "metadata",
+        "toggle_url": facet.ds.urls.path(path_with_removed_args(facet.request, {hide: column})),
+        "truncated": truncated,
+    }  # fmt: skip
+
+
 class IndexedColumnFacet(ColumnFacet):
     """Datasette's column facet (metadata `{"indexed": column}`), counted by `_broad_counts`
     on a broad page, otherwise by Datasette over `_facet_sql`. The events' facet columns hold
@@ -248,15 +261,8 @@ class IndexedColumnFacet(ColumnFacet):
             results = []
             for config, column, counts in zip(configs, columns, broad, strict=True):
                 arg = f"{column}__exact" if column.startswith("_") else column
-                values, truncated = _facet_entries(self, arg, counts)
-                results.append({
-                    "name": column, "type": ColumnFacet.type, "results": values,
-                    "hideable": config["source"] != "metadata",
-                    "toggle_url": self.ds.urls.path(
-                        path_with_removed_args(self.request, {"_facet": column})
-                    ),
-                    "truncated": truncated,
-                })  # fmt: skip
+                entries = _facet_entries(self, arg, counts)
+                results.append(_facet_result(self, column, ColumnFacet.type, config, entries))
             return results, []
         sql = self.sql
         self.sql = await _facet_sql(self)
@@ -298,17 +304,10 @@ class ArrayValuesFacet(ArrayFacet):
             except QueryInterrupted:
                 timed_out.append(column)
                 continue
-            values, truncated = _facet_entries(self, f"{column}__arraycontains", counts)
-            for value in values:  # a value as the query string carries it
+            entries = _facet_entries(self, f"{column}__arraycontains", counts)
+            for value in entries[0]:  # a value as the query string carries it
                 value["value"] = value["label"] = str(value["value"])
-            results.append({
-                "name": column, "type": self.type, "results": values,
-                "hideable": source_and_config["source"] != "metadata",
-                "toggle_url": self.ds.urls.path(
-                    path_with_removed_args(self.request, {"_facet_array": column})
-                ),
-                "truncated": truncated,
-            })  # fmt: skip
+            results.append(_facet_result(self, column, self.type, source_and_config, entries))
         return results, timed_out
 
     async def _count(self, column: str, rows_sql: str) -> list[tuple[Any, int]]:
