@@ -1937,6 +1937,23 @@ def person_page(
 # connections) -------------------------------------------------------------------------------
 
 
+def index_ordered_columns(conn, table: str) -> set[str]:
+    """The columns of `table` that give rows in order without a sort: those an index starts
+    with, and an INTEGER PRIMARY KEY (the rowid, the table's own order). What a page of a large
+    table may be sorted by (metadata.yml's sortable_columns), and when the events table's search
+    can walk the page's order (the Datasette plugin)."""
+    leading = {
+        name for (name,) in conn.execute(
+            "SELECT ii.name FROM pragma_index_list(?) il, pragma_index_info(il.name) ii"
+            " WHERE ii.seqno = 0", [table],
+        )
+    }  # fmt: skip
+    for _, name, kind, _, _, pk in conn.execute(f"PRAGMA table_info([{table}])"):
+        if pk == 1 and kind.upper() == "INTEGER":
+            leading.add(name)
+    return leading
+
+
 def event_search_hits(conn, search: str, *, raw: bool = False) -> int | None:
     """How many events the events table's full-text search (Datasette's `?_search=`) finds,
     counted in the search index alone; None when FTS5 cannot read the words (Datasette's own

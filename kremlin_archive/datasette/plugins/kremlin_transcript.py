@@ -173,6 +173,11 @@ async def _broad_counts(facet, column: str) -> list[tuple[Any, int]] | None:
     return (await shared[key])[column]
 
 
+# An array facet's (array, rows, value) once per value an array holds, from `arrays` (each
+# distinct array with its rows): a row is counted once per value, however often it repeats.
+_ARRAY_PAIRS = "pairs as (select distinct arr, n, j.value from arrays, json_each(arrays.arr) j)"
+
+
 def _top(column: str, source: str, value: str, limit: int) -> str:
     """One facet's values from the grouped rows: Datasette's `order by count desc, value`."""
     return (
@@ -192,7 +197,7 @@ async def _count_every_facet(facet, rows_sql: str, size: int) -> dict[str, list]
           group by lang, year, place, sections
         ),
         arrays as (select sections as arr, sum(n) as n from groups group by sections),
-        pairs as (select distinct arr, n, j.value from arrays, json_each(arrays.arr) j)
+        {_ARRAY_PAIRS}
         {" union all ".join([
             _top("lang", "groups", "lang", size + 1), _top("year", "groups", "year", size + 1),
             _top("place", "groups", "place", size + 1),
@@ -314,10 +319,10 @@ class ArrayValuesFacet(ArrayFacet):
         col = escape_sqlite(column)
         facet_sql = f"""
             with arrays as (select {col} as arr, count(*) as n from ({rows_sql}) group by 1),
-            pairs as (select distinct arrays.arr, arrays.n, j.value from arrays, json_each(arrays.arr) j)
+            {_ARRAY_PAIRS}
             select value, sum(n) as count from pairs
             group by value order by count desc, value limit {self.get_facet_size() + 1}
-        """  # noqa: E501
+        """
         rows = await self.ds.execute(
             self.database, facet_sql, self.params, truncate=False,
             custom_time_limit=self.ds.setting("facet_time_limit_ms"),
@@ -375,11 +380,8 @@ async def _walk_the_index(match: str, params: dict, request, datasette) -> bool:
     sort = request.args.get("_sort") or request.args.get("_sort_desc")
     sort = sort or metadata.get("sort") or metadata.get("sort_desc") or "id"  # Datasette's order
     db = datasette.get_database(DATABASE_NAME)
-    leading = await db.execute(
-        "select ii.name from pragma_index_list('events') il, pragma_index_info(il.name) ii"
-        " where ii.seqno = 0 and ii.name = ?", [sort],
-    )  # fmt: skip
-    if sort != "rowid" and not leading.rows:
+    ordered = await db.execute_fn(lambda conn: dbmod.index_ordered_columns(conn, "events"))
+    if sort != "rowid" and sort not in ordered:
         return False
     search, raw = params["search"], match == ":search"
     hits = await db.execute_fn(lambda conn: dbmod.event_search_hits(conn, search, raw=raw))
