@@ -340,6 +340,10 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("errors", ("run_id", "stage")),
     ("errors", ("url",)),
     ("coverage", ("lang", "kremlin_id")),
+    # a range of ids in both languages, in id order (the prepared query coverage_of_ids): read
+    # from the range's start and stopped at the page's last row, instead of every row of the
+    # ledger joined to its event and sorted (0.3 s at 40k records)
+    ("coverage", ("kremlin_id", "lang")),
     ("coverage", ("state",)),
     # The newest events and revisions first and the site's 404s, for `event_changes` (the Atom
     # feed reads it on every request; first_seen_at lies behind the text, so a scan would read

@@ -516,6 +516,57 @@ def test_person_said_finds_a_person_however_the_label_prints_them(ds):
     assert get_json(ds, f"{said}President&words=") == []
 
 
+def canned_sql(name: str) -> str:
+    return serve.load_metadata()["databases"]["kremlin"]["queries"][name]["sql"]
+
+
+def reader(path: Path) -> sqlite3.Connection:
+    """A connection that runs the prepared queries as Datasette does (its escape_fts)."""
+    from datasette.utils import escape_fts
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.create_function("escape_fts", 1, escape_fts)
+    return conn
+
+
+def test_person_said_walks_or_sorts_to_the_same_turns(archive_path):
+    """Everything a person said (no words) has two ways: all their turns sorted (a person of
+    few turns), or the events walked newest first until 500 turns are found (5,000 turns or
+    more, chosen by persons.turns). Both give the same rows in the same order; with words,
+    neither runs."""
+    sql = canned_sql("person_said")
+    assert sql.count(">= 5000") == 1
+    walk = sql.replace(">= 5000", ">= 0")  # every person walked
+    conn = reader(archive_path)
+    people = [r[0] for r in conn.execute("SELECT id FROM persons WHERE turns > 0")]
+    assert len(people) >= 2
+    for person in [*people, "Путин", "Putin", "", "nobody"]:
+        for words in ("", "Valdai"):
+            params = {"person": person, "words": words}
+            assert conn.execute(walk, params).fetchall() == conn.execute(sql, params).fetchall()
+    said = conn.execute(walk, {"person": "a-vladimir-putin", "words": ""}).fetchall()
+    assert {row[0] for row in said} == {RU_ID, EN_ID}
+    order = [(r[1], r[3]) for r in said]  # newest first, then by turn
+    assert order == sorted(sorted(order, key=lambda k: k[1]), key=lambda k: k[0], reverse=True)
+
+
+def test_range_and_ranking_queries_read_indexes_not_every_row(archive_path):
+    """coverage_of_ids walks the ledger's (kremlin_id, lang) index from the range's start
+    (Datasette stops at its last row shown) instead of sorting every row joined to its event;
+    most_turns counts the labelled turns from the speaker index."""
+    conn = reader(archive_path)
+
+    def plan(name: str, **params) -> str:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + canned_sql(name), params)
+        return " | ".join(row[3] for row in rows)
+
+    for lang in ("", "en"):
+        shown = plan("coverage_of_ids", lang=lang, first="1", last="80000")
+        assert "idx_coverage_kremlin_id_lang" in shown and "TEMP B-TREE" not in shown, shown
+    shown = plan("most_turns", since="", until="", lang="")
+    assert "utterances USING COVERING INDEX idx_utterances_speaker_" in shown, shown
+
+
 def test_canned_queries_with_empty_parameters_return_nothing_without_error(ds):
     for name, (params, _key, _expected) in CANNED.items():
         response = get(ds, f"/kremlin/{name}.json", params=dict.fromkeys(params, ""))
