@@ -424,12 +424,20 @@ VIEWS: dict[str, str] = {
         WHERE e.utterance_count > 1 AND e.speakers != '[]'
     """,  # no ORDER BY (metadata.yml sorts the page): one would make SQLite run the view
     # whole, every row read, to count it; without, the count reads an index (INDEXES)
+    # The event's and the person's columns as subqueries, not joins, and the language from the
+    # event's key (`ru-66419`): counting the view or a facet of its turns' own columns reads
+    # the speaker index alone, not an event per turn (0.3 s at 40,000 records); the subqueries
+    # run for the rows a page shows.
     "speaker_turns": """
-        SELECT u.event_id, e.lang, e.published_at, e.title, u.seq, u.speaker, u.person_id,
-               coalesce(CASE e.lang WHEN 'ru' THEN p.name_ru ELSE p.name_en END,
-                        p.name_en, p.name_ru) AS person, u.position, u.text
-        FROM utterances u JOIN events e ON e.id = u.event_id
-        LEFT JOIN persons p ON p.id = u.person_id
+        SELECT u.event_id, substr(u.event_id, 1, 2) AS lang,
+               (SELECT e.published_at FROM events e WHERE e.id = u.event_id) AS published_at,
+               (SELECT e.title FROM events e WHERE e.id = u.event_id) AS title,
+               u.seq, u.speaker, u.person_id,
+               (SELECT coalesce(CASE substr(u.event_id, 1, 2) WHEN 'ru' THEN p.name_ru
+                                ELSE p.name_en END, p.name_en, p.name_ru)
+                FROM persons p WHERE p.id = u.person_id) AS person,
+               u.position, u.text
+        FROM utterances u
         WHERE u.speaker IS NOT NULL
     """,
     "unresolved_speakers": f"""

@@ -330,9 +330,80 @@ class ArrayValuesFacet(ArrayFacet):
         return [(row["value"], row["count"]) for row in rows.rows]
 
 
+# A view has no foreign keys for Datasette to label a facet's values with: a view's column that
+# holds a table's key is labelled from that table here (the SQL takes the listed keys).
+VIEW_KEY_LABELS = {
+    ("speaker_turns", "person_id"): "select id, name from persons where id in ({keys})",
+}
+
+
+class KeyColumnFacet(ColumnFacet):
+    """Datasette's column facet (metadata `{"key": column}`) on a view's column that holds a
+    table's key (VIEW_KEY_LABELS), its values labelled as a table's foreign keys are: a
+    person's name for their id. A facet of the key itself is counted from the view's rows
+    without reading the keyed table for each (speaker_turns' persons: the turns' person index)."""
+
+    type = "key"
+
+    async def facet_results(self):
+        results, timed_out = await super().facet_results()
+        for info in results:
+            info["type"] = ColumnFacet.type  # to the reader it is the column facet it counts
+            sql = VIEW_KEY_LABELS.get((self.table, info["name"]))
+            keys = [entry["value"] for entry in info["results"]]
+            if sql is None or not keys:
+                continue
+            rows = await self.ds.execute(
+                self.database, sql.format(keys=", ".join("?" * len(keys))), keys
+            )
+            labels = {key: label for key, label in rows.rows if label}
+            for entry in info["results"]:
+                entry["label"] = labels.get(entry["value"], entry["value"])
+        return results, timed_out
+
+    async def suggest(self):
+        return []  # suggestions are the stock column facet's
+
+
+class LangFacet(ColumnFacet):
+    """Datasette's column facet of a language column (metadata `{"lang": column}`: ru or en,
+    LANG_LABELS), counted in one pass over the rows with a count per language instead of
+    grouping them, which sorts every row (0.2 s for the 83,000 turns of 40,000 records, past
+    the facet time limit at 160,000): the same values, counts, order and links."""
+
+    type = "lang"
+
+    async def facet_results(self):
+        results, timed_out = [], []
+        for source_and_config in self.get_configs():
+            config = source_and_config["config"]
+            column = config.get("column") or config["simple"]
+            counts = ", ".join(
+                f"count(*) filter (where {escape_sqlite(column)} = '{lang}')"
+                for lang in LANG_LABELS
+            )
+            try:
+                rows = await self.ds.execute(
+                    self.database, f"select {counts} from ({self.sql})", self.params,
+                    truncate=False, custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+                )  # fmt: skip
+            except QueryInterrupted:
+                timed_out.append(column)
+                continue
+            found = zip(LANG_LABELS, rows.first(), strict=True)
+            ranked = sorted(((lang, n) for lang, n in found if n), key=lambda p: (-p[1], p[0]))
+            entries = _facet_entries(self, column, ranked)
+            kind = ColumnFacet.type
+            results.append(_facet_result(self, column, kind, source_and_config, entries))
+        return results, timed_out
+
+    async def suggest(self):
+        return []  # suggestions are the stock column facet's
+
+
 @hookimpl
 def register_facet_classes():
-    return [ArrayValuesFacet, IndexedColumnFacet]
+    return [ArrayValuesFacet, IndexedColumnFacet, KeyColumnFacet, LangFacet]
 
 
 # Datasette's table search (`/kremlin/events?_search=…`, datasette.filters.search_filters) keeps
