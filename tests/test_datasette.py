@@ -25,7 +25,7 @@ from conftest import KREMLIN_HTML, make_transcript, screenshot_tool, shared_page
 
 from kremlin_archive import db as dbmod
 from kremlin_archive.cli import main
-from kremlin_archive.datasette import serve
+from kremlin_archive.datasette import serve, tables
 from kremlin_archive.parsing import Utterance, parse_event
 
 RU_ID, EN_ID = "ru-66419", "en-55882"
@@ -296,7 +296,6 @@ def test_broad_pages_read_the_indexes_and_answer_the_same(tmp_path, monkeypatch)
     and facets (values, order, links, truncation) as Datasette's own SQL and as a count of the
     rows, filtered, searched and both; below it, or sorted by a column no index starts with,
     Datasette's own SQL runs."""
-    from datasette.plugins import pm
 
     path = tmp_path / "kremlin.db"
     db = dbmod.open_db(path)
@@ -359,12 +358,10 @@ def test_broad_pages_read_the_indexes_and_answer_the_same(tmp_path, monkeypatch)
         return seen
 
     plain_ds = serve.build_datasette(path)
-    # the module Datasette loaded from the plugins folder (not the package's import of it)
-    plugin = pm.get_plugin("kremlin_transcript.py")
     plain_sql = traced(plain_ds)
     plain = pages(plain_ds)
     assert not any("indexed by" in sql or "+rowid" in sql for sql in plain_sql)  # 6 rows
-    monkeypatch.setattr(plugin, "BROAD_MATCH_MIN", 0)  # an eighth of 8 events: 1
+    monkeypatch.setattr(tables, "BROAD_MATCH_MIN", 0)  # an eighth of 8 events: 1
     broad_ds = serve.build_datasette(path)
     broad_sql = traced(broad_ds)
     broad = pages(broad_ds)
@@ -376,7 +373,7 @@ def test_broad_pages_read_the_indexes_and_answer_the_same(tmp_path, monkeypatch)
     # every page's four facets from one query through the index
     grouped = [sql for sql in broad_sql if "with groups as materialized" in sql]
     assert len(grouped) == sum(len(p) for p in broad.values())
-    assert all(f"indexed by {plugin.EVENT_FACET_INDEX}" in sql for sql in grouped)
+    assert all(f"indexed by {tables.EVENT_FACET_INDEX}" in sql for sql in grouped)
     # the searches walk the index, except the one sorted by title (no index starts with it here)
     walked = [sql for sql in broad_sql if sql.startswith("select id,") and "+rowid in" in sql]
     fetched = [sql for sql in broad_sql if sql.startswith("select id,") and " rowid in" in sql]
