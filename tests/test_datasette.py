@@ -543,8 +543,8 @@ def test_person_said_walks_or_sorts_to_the_same_turns(archive_path):
             assert conn.execute(walk, params).fetchall() == conn.execute(sql, params).fetchall()
     said = conn.execute(walk, {"person": "a-vladimir-putin", "words": ""}).fetchall()
     assert {row[0] for row in said} == {RU_ID, EN_ID}
-    order = [(r[1], r[3]) for r in said]  # newest first, then by turn
-    assert order == sorted(sorted(order, key=lambda k: k[1]), key=lambda k: k[0], reverse=True)
+    order = [(r[1], r[0], r[3]) for r in said]  # newest first, each event's turns in order
+    assert order == sorted(sorted(order, key=lambda k: k[1:]), key=lambda k: k[0], reverse=True)
 
 
 def test_range_and_ranking_queries_read_indexes_not_every_row(archive_path):
