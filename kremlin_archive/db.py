@@ -354,6 +354,13 @@ INDEXES: list[tuple[str, tuple[str, ...]]] = [
     ("fetches", ("status",)),
 ]
 
+# Indexes of some rows only (name: table, columns, which rows).
+PARTIAL_INDEXES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    # The labelled turns in event order: counted per event (the prepared query most_turns) as
+    # one pass over the index, not a sort of every labelled turn (0.1 s less at 160k records).
+    "idx_utterances_event_id_labelled": ("utterances", ("event_id",), "speaker IS NOT NULL"),
+}
+
 # unicode61 folds case for Cyrillic as well as Latin; remove_diacritics 2 also makes ё match е.
 FTS_TOKENIZE = "unicode61 remove_diacritics 2"
 FTS: dict[str, tuple[str, ...]] = {
@@ -506,10 +513,13 @@ def ensure_db_shape(db: Database) -> Database:
 
 
 def ensure_indexes(db: Database) -> None:
-    """Create whichever of `INDEXES` is missing (`ensure_db_shape`; `bulk_writes` drops them
-    for a while)."""
+    """Create whichever of `INDEXES` and `PARTIAL_INDEXES` is missing (`ensure_db_shape`;
+    `bulk_writes` drops them for a while)."""
     for name, columns in INDEXES:
         db.table(name).create_index(columns, if_not_exists=True, find_unique_name=True)
+    for index, (table, columns, where) in PARTIAL_INDEXES.items():
+        listed = ", ".join(f"[{column}]" for column in columns)
+        db.execute(f"CREATE INDEX IF NOT EXISTS [{index}] ON [{table}] ({listed}) WHERE {where}")
 
 
 # The page cache of a bulk write (KiB): the default 2 MiB holds little of the indexes the
