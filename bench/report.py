@@ -972,7 +972,15 @@ def scale_section(w: Write, r: dict, ok: dict[str, bool]) -> None:
     w(
         f"The refresh: `{ref['command']}` on a copy of the snapshot, requests "
         + ", ".join(f"{k} {v}" for k, v in sorted(ref["kinds"].items()))
-        + f" ({ref['summary'] or 'no summary line'}). Its local work is the time spent in "
+        + f" ({ref['summary'] or 'no summary line'}), run "
+        + str(len(ref.get("local_s_runs") or [1]))
+        + " times in a row; the median run is shown (local work of each run, in seconds: "
+        + "; ".join(
+            f"{_k(x['records'])} "
+            + ", ".join(f"{v:.3f}" for v in x["refresh"].get("local_s_runs") or [])
+            for x in rows
+        )
+        + "). Its local work is the time spent in "
         "db.py entered from outside it (cProfile; the import of db.py excluded), by function "
         "at each size:"
     )
