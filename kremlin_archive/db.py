@@ -371,8 +371,7 @@ FTS: dict[str, tuple[str, ...]] = {
 # Answers of the site that say an event page is gone: HTTP 404 or 410, or its 404 page served
 # with a 200 (a parse error `not-found-page`). Copies of the Internet Archive say nothing of it.
 # Written as the fetches to look at (the status index and the errors), not as a test of every
-# event fetch (a read of each, 0.5 s at 160k records): `+f.kind` keeps SQLite from walking the
-# kind index instead.
+# event fetch (a read of each, 0.5 s at 160k records).
 _GONE = (
     "f.id IN (SELECT id FROM fetches WHERE status IN (404, 410) UNION ALL "
     "SELECT fetch_id FROM errors WHERE reason LIKE 'not-found-page%' AND fetch_id IS NOT NULL)"
@@ -409,6 +408,7 @@ CHANGES_VIEW = f"""
     FROM (
       -- the first of the site's "gone" answers since it last gave the page
       SELECT min(f.id) AS id FROM fetches f
+      -- `+f.kind`: from the fetches _GONE names, not a walk of the kind index
       WHERE {_GONE} AND +f.kind = 'event' AND coalesce(f.source, 'site') = 'site'
         AND NOT EXISTS (
           SELECT 1 FROM fetches later
@@ -1995,6 +1995,14 @@ def event_search_hits(conn, search: str, *, raw: bool = False) -> int | None:
     except sqlite3.Error:
         return None
     return row[0]
+
+
+def person_names(conn, ids: list[str]) -> dict[str, str]:
+    """The name to show (`persons.name`) of each of the person ids that has one; Datasette's
+    label for a person id where it has no foreign key to find it by (a view's column)."""
+    marks = ", ".join("?" * len(ids))
+    rows = conn.execute(f"SELECT id, name FROM persons WHERE id IN ({marks})", ids)
+    return {pid: name for pid, name in rows if name}
 
 
 def event_page(db: Database, event_id: str) -> dict[str, Any] | None:

@@ -253,10 +253,8 @@ class ArrayValuesFacet(ArrayFacet):
 
 
 # A view has no foreign keys for Datasette to label a facet's values with: a view's column that
-# holds a table's key is labelled from that table here (the SQL takes the listed keys).
-VIEW_KEY_LABELS = {
-    ("speaker_turns", "person_id"): "select id, name from persons where id in ({keys})",
-}
+# holds a table's key is labelled here, by the db.py function that names those keys.
+VIEW_KEY_LABELS = {("speaker_turns", "person_id"): dbmod.person_names}
 
 
 class KeyColumnFacet(ColumnFacet):
@@ -271,14 +269,12 @@ class KeyColumnFacet(ColumnFacet):
         results, timed_out = await super().facet_results()
         for info in results:
             info["type"] = ColumnFacet.type  # to the reader it is the column facet it counts
-            sql = VIEW_KEY_LABELS.get((self.table, info["name"]))
+            names = VIEW_KEY_LABELS.get((self.table, info["name"]))
             keys = [entry["value"] for entry in info["results"]]
-            if sql is None or not keys:
+            if names is None or not keys:
                 continue
-            rows = await self.ds.execute(
-                self.database, sql.format(keys=", ".join("?" * len(keys))), keys
-            )
-            labels = {key: label for key, label in rows.rows if label}
+            db = self.ds.get_database(self.database)
+            labels = await db.execute_fn(lambda conn, names=names, keys=keys: names(conn, keys))
             for entry in info["results"]:
                 entry["label"] = labels.get(entry["value"], entry["value"])
         return results, timed_out
