@@ -537,3 +537,83 @@ def test_a_new_database_takes_the_fast_path_to_the_same_archive(
     assert every_row(fast)["persons"] and every_row(fast)["revisions"]
     no_half_events(fast)
     assert list(fast.execute("PRAGMA integrity_check")) == [("ok",)]
+
+
+def crawled_copy(archive, path: Path):
+    """The archive the crawl built, copied (to reparse it as it is)."""
+    dbmod.connect(archive["db"]).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(archive["db"], path)
+    return dbmod.connect(path)
+
+
+@pytest.mark.parametrize("handed", [False, True], ids=["reading-process", "handed-to-writer"])
+def test_the_latest_captures_of_held_events_are_parsed_beside_the_writes(
+    archive, tmp_path, monkeypatch, handed
+):
+    """A reparse of the archive a crawl built, after a parser change: the latest capture of
+    every event it holds is parsed in the reading process (or by the writer, when handed
+    over), and the archive is the very one an inline reparse makes."""
+    import os
+
+    from kremlin_archive import parsing
+    from kremlin_archive.jobs import reparse as job
+
+    original = parsing.parse_event
+    parsers = tmp_path / "parsers"  # the process id of every parse, one per line
+
+    def shouting_parser(body, url):
+        with parsers.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        transcript = original(body, url)
+        transcript.title = transcript.title.upper()
+        return transcript
+
+    monkeypatch.setattr(parsing, "parse_event", shouting_parser)
+    monkeypatch.setattr(parsing, "PARSER_VERSION", "test-upper")
+    inline = crawled_copy(archive, tmp_path / "inline.db")
+    job.reparse(inline, archive["warc"], worker=False)
+    parsers.unlink()
+    read = job._read
+    monkeypatch.setattr(job, "_read", lambda *args, **_: read(*args, hand_over=lambda: handed))
+    database = crawled_copy(archive, tmp_path / "worker.db")
+    result = job.reparse(database, archive["warc"], worker=True)
+    events = count_rows(database, "events")
+    assert result.outcomes["changed"] == result.events_parsed == events
+    assert every_row(database) == every_row(inline)
+    no_half_events(database)
+    pids = parsers.read_text().split()
+    assert len(pids) == events
+    if handed:
+        assert set(pids) == {str(os.getpid())}
+    else:
+        assert str(os.getpid()) not in pids and len(set(pids)) == 1
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["inline", "worker"])
+def test_a_latest_capture_that_cannot_be_read_back_is_recorded(
+    archive, tmp_path, monkeypatch, worker
+):
+    """Read once in order, then again at its location: a latest capture that is no longer
+    readable then (the file changed in between) is an error of stage 'warc'; the other
+    events are reparsed."""
+    from kremlin_archive import warc
+    from kremlin_archive.jobs.reparse import reparse
+
+    database = crawled_copy(archive, tmp_path / "copy.db")
+    victim = database.execute(
+        "SELECT warc_filename, warc_offset FROM fetches WHERE event_id = 'ru-66419' "
+        "AND status = 200 ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    real_read = warc.RecordReader.read
+
+    def read(self, loc):
+        if (loc.filename, loc.offset) == tuple(victim):
+            raise warc.WarcError("gone since the first pass")
+        return real_read(self, loc)
+
+    monkeypatch.setattr(warc.RecordReader, "read", read)
+    result = reparse(database, archive["warc"], worker=worker)
+    assert [(f, o) for f, o, _ in result.damaged] == [tuple(victim)]
+    assert result.events_parsed == count_rows(database, "events") - 1
+    errors = list(database.query("SELECT url, reason FROM errors WHERE stage = 'warc'"))
+    assert errors == [{"url": f"{victim[0]}#{victim[1]}", "reason": "gone since the first pass"}]
