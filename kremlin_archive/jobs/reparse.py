@@ -10,7 +10,9 @@ The SQLite file is an index over the WARC files: `reparse` walks every capture i
 - for an event it does hold, parses only its latest capture: on a database built by a crawl
   with the same parser that changes nothing; after a parser change, `db.save_transcript` keeps
   the previous content as a revision (with its parser version) and records what changed;
-- resolves every speaker turn to its person again (`db.settle_persons(rebuild=True)`);
+- resolves every speaker turn to its person again (`db.settle_persons(rebuild=True)`; into
+  a database filled from nothing, where every turn was just resolved as it was stored, only
+  what rests on the whole archive: `rebuild=False`);
 - rebuilds the coverage ledger: every event answer (stored; 404 or the site's 404 page:
   absent; another kind of page: not an event; 403/429: refused; other errors: failed) and
   every event a captured listing page or feed names (listed).
@@ -566,8 +568,11 @@ def reparse(
         if close:
             close()
     # Every turn's person again, from the rebuilt labels, tags and links (and the resolver of
-    # this version): reparse rebuilds persons too.
-    result.persons = dbmod.settle_persons(db, rebuild=True)
+    # this version): reparse rebuilds persons too. Into a database filled from nothing every
+    # event was just stored, its turns resolved by this resolver as they were written, so only
+    # what rests on the whole archive is settled (as at the end of a crawl); resolving every
+    # event again cost a tenth of such a reparse, all of it after the reading process is done.
+    result.persons = dbmod.settle_persons(db, rebuild=not fresh)
     dbmod.finish_run(
         db, run_id, status="finished", finish_reason="finished", counts=result.as_counts()
     )
