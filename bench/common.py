@@ -1,6 +1,6 @@
 """What every measure of `make bench` (bench/run.py) shares: where things are, the targets, how
 a child process is run and measured, how its command is shown in BENCHMARKS.md, the machine
-description, the mirror, and reading cProfile output.
+description, the mirror, and reading py-spy samples.
 
 Importing this module puts the repository, bench/ and tests/ on sys.path (tests/conftest.py
 holds the settings for replayed crawls), so the other bench modules import it first.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import pstats
 import re
 import shlex
 import sqlite3
@@ -200,27 +199,30 @@ def event_pages(mirror: Path) -> list[Path]:
     return sorted((p for p in news.glob("*.html") if p.stem.isdigit()), key=lambda p: int(p.stem))
 
 
-# -- reading cProfile output -----------------------------------------------------------------------
+# -- sampling with py-spy -------------------------------------------------------------------------
+
+SPY_RATE = 250  # samples per second
 
 
-def _code_key(func) -> tuple[str, int, str]:
-    code = func.__code__
-    return (code.co_filename, code.co_firstlineno, code.co_name)
+def py_spy() -> str:
+    """The py-spy of the bench's environment (pyproject.toml `[bench]` extra)."""
+    spy = Path(os.path.normpath(Path(PY).parent / "py-spy"))  # not resolve(): a venv's link
+    if not spy.exists():
+        raise SystemExit(f"py-spy is missing ({spy}): pip install -e '.[bench]'")
+    return str(spy)
 
 
-def cum(stats: pstats.Stats, func) -> float:
-    """Cumulative seconds of one Python function in a profile (0 if never called)."""
-    entry = stats.stats.get(_code_key(func))
-    return entry[3] if entry else 0.0
-
-
-def own(stats: pstats.Stats, test) -> float:
-    """Own (internal) seconds of every entry whose function name passes `test`."""
-    return sum(v[2] for (_f, _l, name), v in stats.stats.items() if test(name))
-
-
-def cum_named(stats: pstats.Stats, name: str, file_suffix: str) -> float:
-    """Cumulative seconds of every entry called `name` in a file ending in `file_suffix`."""
-    return sum(
-        v[3] for (f, _l, n), v in stats.stats.items() if n == name and f.endswith(file_suffix)
-    )
+def spy_part(
+    frames: list[str], parts: list[tuple[str, str]], rest: str, outer: tuple[str, ...] = ()
+) -> str:
+    """The label of the first of `parts` (label, marker) whose marker is in a frame of a py-spy
+    stack, searched from its innermost frame out; else `rest` if a frame is the project's own
+    (not one of the `outer` frames, which hold the whole run); else ""."""
+    for frame in reversed(frames):
+        for label, marker in parts:
+            if marker in frame:
+                return label
+    for frame in reversed(frames):
+        if "kremlin_archive/" in frame and not any(o in frame for o in outer):
+            return rest
+    return ""

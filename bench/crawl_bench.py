@@ -14,7 +14,6 @@ contain one another (`gil_profile`).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import statistics
@@ -24,13 +23,16 @@ from common import (
     FAST,
     HERE,
     PY,
+    SPY_RATE,
     Run,
     checked,
     child_env,
     cli,
     count_events,
+    py_spy,
     say,
     shown,
+    spy_part,
     with_settings,
 )
 
@@ -137,21 +139,11 @@ def crawl_vs_bare(mirror: Path, work: Path, pairs: int) -> dict:
 
 # -- profiles, when the target is missed -----------------------------------------------------------
 
+
 # py-spy samples every thread of the process from outside; `--gil` keeps only the samples where
 # a thread holds the GIL, i.e. runs Python code. The writer thread and the event loop share one
 # GIL, so their GIL seconds add up to what the process can do at most per second; cProfile sees
 # one thread only and counts a wait for the GIL as time of whatever function waits.
-SPY_RATE = 250  # samples per second
-
-
-def py_spy() -> str:
-    """The py-spy of the bench's environment (pyproject.toml `[bench]` extra)."""
-    spy = Path(os.path.normpath(Path(PY).parent / "py-spy"))  # not resolve(): a venv's link
-    if not spy.exists():
-        raise SystemExit(f"py-spy is missing ({spy}): pip install -e '.[bench]'")
-    return str(spy)
-
-
 def spied(raw: Path, argv: list[str]) -> list[str]:
     return [py_spy(), "record", "--threads", "--gil", "--rate", str(SPY_RATE), "--format", "raw",
             "--output", str(raw), "--", *argv]  # fmt: skip
@@ -190,14 +182,7 @@ _OUTER = ("kremlin_archive/cli.py", "run_crawl (kremlin_archive/crawl_run.py)")
 
 
 def _part(frames: list[str], parts: list[tuple[str, str]], rest: str) -> str:
-    for frame in reversed(frames):
-        for label, marker in parts:
-            if marker in frame:
-                return label
-    for frame in reversed(frames):
-        if "kremlin_archive/" in frame and not any(o in frame for o in _OUTER):
-            return rest
-    return ""
+    return spy_part(frames, parts, rest, _OUTER)
 
 
 def gil_profile(raw: Path) -> dict:

@@ -23,7 +23,8 @@ Each measure is its own module (their docstrings say how they measure):
 4. refresh    bench/refresh_bench.py: requests of a no-change refresh and of one after 10 new
               events, against the full fetch's request count.
 5. reparse    bench/reparse_bench.py: `kremlin-archive reparse` of the full archive's WARC into a
-              fresh database vs a parse-only pass over the same pages, back to back.
+              fresh database vs a parse-only pass over the same pages, back to back; the
+              bound its CPU time per event sets on two cores; the same reparse under py-spy.
 6. storage    bench/storage_bench.py: database and WARC bytes per event; FTS vs LIKE query times
               (queries and timing from bench/search_bench.py).
 7. persons    bench/persons_bench.py: the cost of resolving speakers to persons while storing
@@ -235,6 +236,8 @@ def measure(args, work: Path, results: dict, phases: Phases) -> None:
             say("reparse from WARC")
             results["reparse"] = rep = reparse_rate(mirror, work, home)
             say(f"reparse: {rep['pages_per_s']:.0f} pages/s, {rep['ratio']:.2f}x parse-only")
+            say("profile: the same reparse under py-spy")
+            results["reparse_profile"] = profile_reparse(work, home, rep)
 
         with phases.timed("4 refresh"):
             say("refresh: no change, then 10 new events")
@@ -251,9 +254,6 @@ def measure(args, work: Path, results: dict, phases: Phases) -> None:
             f"{cost['cpu_share']:.1%} of the crawl's CPU per request"
         )
 
-    with phases.timed("5 profile of a reparse"):
-        say("profile: a reparse of the slice's WARC")
-        results["reparse_profile"] = profile_reparse(work, work / "slice-0")
     if not (args.no_scale or args.quick):
         import synthetic
 
