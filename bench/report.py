@@ -775,8 +775,9 @@ SCALE_NOTES = (
     "`rowid in (…)`, which SQLite reads as rows to fetch (its planner assumes a subquery brings"
     " about 25): every hit fetched by rowid to count them and again to sort them all by date "
     "for the first 50. From an eighth of the events on, and when the page is ordered by a "
-    "column an index starts with, the plugin (a wrapper around Datasette's search filter) "
-    "writes `+rowid in (…)`: the hits become a filter, the page walks the date index newest "
+    "column an index starts with, the project's search filter (`datasette/tables.py` "
+    "`broad_search`, registered by the plugin around Datasette's own) writes "
+    "`+rowid in (…)`: the hits become a filter, the page walks the date index newest "
     "first and stops at the 51st, the count reads a covering index. The four facets of such a "
     "page are counted in one scan of the covering facet index. Fewer hits, or a sort no index "
     "gives, keep Datasette's SQL, which is cheaper there.",
