@@ -22,7 +22,6 @@ into CPU milliseconds per event of the unprofiled run.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sqlite3
 import time
@@ -45,6 +44,7 @@ from common import (
 )
 
 from kremlin_archive import parsing
+from kremlin_archive.jobs import reparse as reparse_job
 
 
 def parse_only_pass(pages: list[Path]) -> dict:
@@ -128,8 +128,7 @@ def reparse_rate(mirror: Path, work: Path, home: Path, pairs: int = PAIRS) -> di
     held = one_reparse(work, home, 0, held=True)
     say(f"reparse: into the crawl's own archive: {held['pages_per_s']:.0f} pages/s")
     r, p = mid["reparse"], mid["parse"]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    cores = reparse_job.cores()
     cpu_ms = r["cpu_s"] * 1e3 / r["events_parsed"]  # per event, both processes
     bound_rate = cores * 1e3 / cpu_ms  # that CPU time spread over every core
     target_rate = TARGETS["reparse_parse"] * p["pages_per_s"]

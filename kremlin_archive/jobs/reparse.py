@@ -291,6 +291,9 @@ def _read(
     def on_error(filename: str, offset: int, reason: str) -> None:
         damaged.append(("damaged", filename, offset, reason))
 
+    def parse_or_hand(capture: warc.Capture, ref: urls.EventURL) -> Any:
+        return UNPARSED if hand_over() else _parse(capture, ref)  # UNPARSED: for the writer
+
     for capture in warc.iter_captures(warc_dir, on_error=on_error):
         yield from damaged
         damaged.clear()
@@ -301,7 +304,7 @@ def _read(
         elif capture.status in EVENT_STATUSES and ref.key in existing:
             latest[ref.key] = capture.location  # as the writer's `take` keeps it, same order
         elif capture.status in EVENT_STATUSES:
-            parsed = UNPARSED if hand_over() else _parse(capture, ref)
+            parsed = parse_or_hand(capture, ref)
         yield ("capture", _sent(capture, parsed), ref, parsed, _fetch_row(capture, ref, run_id))
     yield from damaged
     if not latest:
@@ -314,7 +317,7 @@ def _read(
                 yield ("latest", key, loc, None, None, str(exc))
                 continue
             ref = _event_ref(capture.url)
-            parsed = UNPARSED if hand_over() else _parse(capture, ref)
+            parsed = parse_or_hand(capture, ref)
             yield ("latest", key, loc, _sent(capture, parsed), ref, parsed)
 
 
@@ -402,13 +405,18 @@ def _filled_from_nothing(db: Database, existing: set[str]) -> bool:
     return not existing and dbmod.count_rows(db, "fetches") == 0
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return usable or 1
+
+
 def use_worker() -> bool:
     """Read and parse in a second process: with more than one core, where fork exists, unless
     KREMLIN_REPARSE_WORKER=0."""
     if os.environ.get("KREMLIN_REPARSE_WORKER", "").strip().lower() in ("0", "no", "off"):
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cores or 1) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    return cores() > 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
 # -- writing ----------------------------------------------------------------------------------
