@@ -134,7 +134,24 @@ def test_reads_while_a_crawl_writes(tmp_path, ru_66419):
     assert ids(after)[0] == "ru-66420"
     hits = get_json(ds, "/kremlin/events.json?_shape=array&_search=Токаев")
     assert set(ids(hits)) == {RU_ID, "ru-66420"}
+    # the pages reach the file itself (read through a memory map): the same after a checkpoint
+    crawl.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert get_json(ds, "/kremlin/events.json?_shape=array&_sort_desc=kremlin_id") == after
     crawl.close()
+
+
+def test_the_archive_is_read_through_a_memory_map(ds):
+    """Every connection Datasette opens to the archive waits for a writer's lock and reads the
+    file through a memory map (plugin `prepare_connection`)."""
+
+    def pragmas(conn):
+        return [
+            conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("busy_timeout", "mmap_size")
+        ]
+
+    busy, mapped = asyncio.run(ds.get_database("kremlin").execute_fn(pragmas))
+    assert busy >= 1000
+    assert mapped > 0  # as much as SQLite maps (its build's maximum: 2 GiB in Debian's)
 
 
 # -- metadata -------------------------------------------------------------------------------------

@@ -71,6 +71,11 @@ TAG_KIND_LABELS = {
 }
 LANG_LABELS = {"ru": "Russian (kremlin.ru)", "en": "English (en.kremlin.ru)"}
 READ_BUSY_TIMEOUT_MS = 2000
+# Pages read through a memory map (as much of the file as SQLite maps, 2 GiB in Debian's build)
+# rather than copied into each connection's small page cache: a query that looks up tens of
+# thousands of rows runs faster (the earlier Search everything for Путин at 160,000 events:
+# 1.7 s -> 1.3 s), the pages of the 160k bench archive by a few tens of ms.
+READ_MMAP_BYTES = 1 << 33
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # Speaker colours cycle through this many CSS classes (spk-0 … spk-5) in order of appearance.
 SPEAKER_CLASSES = 6
@@ -117,6 +122,7 @@ def filters_from_request(request, database, table, datasette):
 def prepare_connection(conn, database, datasette):
     if database == DATABASE_NAME:
         conn.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
 
 
 @hookimpl
