@@ -16,7 +16,7 @@ finished archive with its WARC files:
   up then `repeat` times: p50/p95 per kind of page;
 * refresh with nothing new: `kremlin-archive refresh --lang en` on a copy of the snapshot,
   through the replay server serving the synthetic site's top (bench/synthetic.py
-  `top_overlay`), under cProfile, three times in a row (the median run is kept); its local
+  `top_overlay`), under cProfile, five times in a row (the median run is kept); its local
   work is the time inside db.py entered from outside it (opening and checking the database,
   what the spider reads at the start, the run's rows, what the run does at its end) -- the
   network is not in it;
